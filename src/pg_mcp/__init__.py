@@ -1,0 +1,36 @@
+"""pg-mcp: ask PostgreSQL questions in plain language; get back safe SQL or its result.
+
+The public API is imported lazily so that ``pg-mcp --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["PgMcpError", "__version__", "build_server", "load_settings", "run_readonly", "validate_sql"]
+
+_LAZY = {
+    "validate_sql": "pg_mcp.validator",
+    "run_readonly": "pg_mcp.executor",
+    "PgMcpError": "pg_mcp.errors",
+    "load_settings": "pg_mcp.settings",
+    "build_server": "pg_mcp.server",
+}
+
+if TYPE_CHECKING:
+    from pg_mcp.errors import PgMcpError
+    from pg_mcp.executor import run_readonly
+    from pg_mcp.server import build_server
+    from pg_mcp.settings import load_settings
+    from pg_mcp.validator import validate_sql
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pg_mcp' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

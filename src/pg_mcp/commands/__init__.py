@@ -1,0 +1,1 @@
+"""One module per ``pg-mcp`` subcommand: ``run(args, settings) -> exit code``."""

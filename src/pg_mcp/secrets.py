@@ -1,0 +1,73 @@
+"""Keep secrets out of everything pg-mcp prints, logs or returns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/?#@\s]*:)([^@/?#\s]*)(@)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_BEARER = re.compile(r"(\b(?:sk|key|Bearer)[-_ ][A-Za-z0-9_\-]{8,})")
+
+MASK = "***"
+
+
+def redact_dsn(dsn: str | None) -> str:
+    """Return the DSN with its password masked (URI or key=value form)."""
+    if not dsn:
+        return ""
+    if "://" in dsn:
+        try:
+            parts = urlsplit(dsn)
+        except ValueError:
+            return _URI_PASSWORD.sub(rf"\1{MASK}\3", dsn)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                user = userinfo.split(":", 1)[0]
+                netloc = f"{user}:{MASK}@{host}"
+        query = _KV_PASSWORD.sub(rf"\1{MASK}", parts.query.replace("&", " ")).replace(" ", "&")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return _KV_PASSWORD.sub(rf"\1{MASK}", dsn)
+
+
+class Redactor:
+    """Scrubs known secret strings (and anything shaped like a DSN password) from text."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 3 and secret not in self._secrets:
+            self._secrets.append(secret)
+            self._secrets.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        out = _URI_PASSWORD.sub(rf"\1{MASK}\3", text)
+        out = _KV_PASSWORD.sub(rf"\1{MASK}", out)
+        for s in self._secrets:
+            out = out.replace(s, MASK)
+        return out
+
+
+def dsn_password(dsn: str | None) -> str | None:
+    """The password a DSN carries, if any (so it can be scrubbed everywhere)."""
+    if not dsn:
+        return None
+    if "://" in dsn:
+        try:
+            parts = urlsplit(dsn)
+        except ValueError:
+            return None
+        if parts.password:
+            from urllib.parse import unquote
+
+            return unquote(parts.password)
+        m = _KV_PASSWORD.search(parts.query.replace("&", " "))
+        return m.group(2).strip("'") if m else None
+    m = _KV_PASSWORD.search(dsn)
+    return m.group(2).strip("'") if m else None

@@ -1,0 +1,240 @@
+"""Configuration: sensible defaults, environment variables, optional pg-mcp.toml.
+
+Precedence: explicit overrides > environment > pg-mcp.toml > defaults.
+The file is found at ``$PG_MCP_CONFIG`` or ``./pg-mcp.toml``.
+
+Example ``pg-mcp.toml``::
+
+    [databases]
+    include = ["db_pg_mcp_*"]      # glob patterns; empty = every reachable database
+    exclude = ["postgres"]
+
+    [limits]
+    statement_timeout = 10         # seconds
+    lock_timeout = 1
+    max_rows = 500
+    max_bytes = 1_000_000
+    explain_max_cost = 1e9         # 0 disables the EXPLAIN guard
+    explain_max_rows = 0
+
+    [policy]
+    deny_schemas = ["secret*"]
+    deny_tables = ["*.api_keys"]
+    deny_columns = ["*.*.password_hash", "hr.employees.salary"]
+    allow_functions = ["public.my_stable_fn"]
+    allow_secret_catalogs = false
+
+    [references]
+    samples = true
+    max_samples = 10
+
+    [audit]
+    log = ".pg-mcp/audit.jsonl"
+
+    [ask]
+    model = "gpt-5-mini"
+    max_attempts = 3
+    min_score = 7
+    deadline = 120
+    rate = 1.0                     # ask calls per second (token bucket refill)
+    burst = 5
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pg_mcp.errors import PgMcpError
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Access policy: glob patterns over schema, schema.table, schema.table.column."""
+
+    deny_schemas: tuple[str, ...] = ()
+    deny_tables: tuple[str, ...] = ()
+    deny_columns: tuple[str, ...] = ()
+    allow_functions: tuple[str, ...] = ()
+    allow_secret_catalogs: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where the databases are
+    dsn: str | None = None  # PG_MCP_DSN; None = embedded server
+    home: Path = Path(".pg-mcp")  # PG_MCP_HOME: embedded data dir, cache, audit
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    # execution limits
+    statement_timeout: float = 10.0
+    lock_timeout: float = 1.0
+    idle_in_transaction_timeout: float = 30.0
+    connect_timeout: float = 5.0
+    max_rows: int = 500
+    max_bytes: int = 1_000_000
+    explain_max_cost: float = 0.0  # 0 = guard off
+    explain_max_rows: float = 0.0
+    pool_min_size: int = 0
+    pool_max_size: int = 4
+    # access policy
+    policy: Policy = field(default_factory=Policy)
+    # references and cache
+    samples: bool = True
+    max_samples: int = 10
+    cache_ttl: float = 600.0
+    audit_log: Path | None = None
+    # ask
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    model: str = "gpt-5-mini"
+    max_attempts: int = 3
+    min_score: int = 7
+    llm_deadline: float = 120.0
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 3
+    ask_rate: float = 1.0
+    ask_burst: int = 5
+    context_token_budget: int = 6000
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    def secrets(self) -> list[str]:
+        """Every secret value these settings hold (for redaction)."""
+        from pg_mcp.secrets import dsn_password
+
+        return [s for s in (dsn_password(self.dsn), self.openai_api_key) if s]
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_FILE_KEYS: dict[str, dict[str, str]] = {
+    "databases": {"include": "include", "exclude": "exclude", "dsn": "dsn"},
+    "limits": {
+        "statement_timeout": "statement_timeout",
+        "lock_timeout": "lock_timeout",
+        "idle_in_transaction_timeout": "idle_in_transaction_timeout",
+        "connect_timeout": "connect_timeout",
+        "max_rows": "max_rows",
+        "max_bytes": "max_bytes",
+        "explain_max_cost": "explain_max_cost",
+        "explain_max_rows": "explain_max_rows",
+        "pool_max_size": "pool_max_size",
+    },
+    "references": {"samples": "samples", "max_samples": "max_samples", "cache_ttl": "cache_ttl"},
+    "audit": {"log": "audit_log"},
+    "ask": {
+        "model": "model",
+        "max_attempts": "max_attempts",
+        "min_score": "min_score",
+        "deadline": "llm_deadline",
+        "timeout": "llm_timeout",
+        "max_retries": "llm_max_retries",
+        "rate": "ask_rate",
+        "burst": "ask_burst",
+        "context_token_budget": "context_token_budget",
+    },
+}
+
+_ENV_KEYS: dict[str, str] = {
+    "PG_MCP_DSN": "dsn",
+    "PG_MCP_HOME": "home",
+    "PG_MCP_STATEMENT_TIMEOUT": "statement_timeout",
+    "PG_MCP_MAX_ROWS": "max_rows",
+    "PG_MCP_MAX_BYTES": "max_bytes",
+    "PG_MCP_AUDIT_LOG": "audit_log",
+    "OPENAI_API_KEY": "openai_api_key",
+    "OPENAI_BASE_URL": "openai_base_url",
+    "OPENAI_MODEL": "model",
+    "PG_MCP_MAX_ATTEMPTS": "max_attempts",
+    "PG_MCP_LLM_DEADLINE": "llm_deadline",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    types = {f.name: f.type for f in fields(Settings)}
+    t = str(types[name])
+    try:
+        if name in ("include", "exclude"):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            return tuple(str(v) for v in value)
+        if name in ("home", "audit_log"):
+            return Path(value) if value not in (None, "") else None
+        if t == "bool":
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if t == "int":
+            return int(value)
+        if t == "float":
+            return float(value)
+        return None if value == "" else str(value)
+    except (TypeError, ValueError) as exc:
+        raise PgMcpError("CONFIG_ERROR", f"invalid value for {name}: {value!r}") from exc
+
+
+def _policy_from(table: Mapping[str, Any]) -> Policy:
+    def tup(key: str) -> tuple[str, ...]:
+        v = table.get(key, ())
+        if isinstance(v, str):
+            v = [v]
+        return tuple(str(x) for x in v)
+
+    unknown = set(table) - {f.name for f in fields(Policy)}
+    if unknown:
+        raise PgMcpError("CONFIG_ERROR", f"unknown [policy] keys: {', '.join(sorted(unknown))}")
+    return Policy(
+        deny_schemas=tup("deny_schemas"),
+        deny_tables=tup("deny_tables"),
+        deny_columns=tup("deny_columns"),
+        allow_functions=tup("allow_functions"),
+        allow_secret_catalogs=bool(table.get("allow_secret_catalogs", False)),
+    )
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_path: str | Path | None = None, **overrides: Any
+) -> Settings:
+    """Build Settings from defaults, pg-mcp.toml, the environment and overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    policy = Policy()
+
+    path = Path(config_path or env.get("PG_MCP_CONFIG") or "pg-mcp.toml")
+    explicit = bool(config_path or env.get("PG_MCP_CONFIG"))
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise PgMcpError("CONFIG_ERROR", f"cannot read {path}: {exc}") from None
+        for section, table in data.items():
+            if section == "policy":
+                policy = _policy_from(table)
+                continue
+            keys = _FILE_KEYS.get(section)
+            if keys is None or not isinstance(table, dict):
+                raise PgMcpError("CONFIG_ERROR", f"unknown section [{section}] in {path}")
+            for k, v in table.items():
+                if k not in keys:
+                    raise PgMcpError("CONFIG_ERROR", f"unknown key {k!r} in [{section}] of {path}")
+                values[keys[k]] = _coerce(keys[k], v)
+    elif explicit:
+        raise PgMcpError("CONFIG_ERROR", f"config file not found: {path}")
+
+    for var, name in _ENV_KEYS.items():
+        if env.get(var):
+            values[name] = _coerce(name, env[var])
+
+    for k, v in overrides.items():
+        if v is not None:
+            values[k] = v
+    values.setdefault("policy", policy)
+    return Settings(**values)

@@ -1,0 +1,86 @@
+"""Test databases: PG_MCP_TEST_DSN when set, else testcontainers when Docker answers,
+else the embedded PostgreSQL (the same one `make fixtures` loads, under .pg-mcp/).
+
+The fixture databases are loaded once per session when missing or out of date.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "databases"
+FIXTURE_DBS = ("db_pg_mcp_small", "db_pg_mcp_medium", "db_pg_mcp_large")
+
+
+def docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """DSN of the server the tests use (its `postgres` database)."""
+    dsn = os.environ.get("PG_MCP_TEST_DSN")
+    if dsn:
+        yield dsn
+        return
+    if os.environ.get("PG_MCP_TEST_DOCKER", "1") != "0" and docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:17", driver=None) as pg:
+            yield pg.get_connection_url()
+        return
+    from pg_mcp import embedded
+
+    yield embedded.ensure_running(ROOT / ".pg-mcp")
+
+
+@pytest.fixture(scope="session")
+def fixture_dsn(pg_dsn: str) -> str:
+    """The server DSN, with the three fixture databases loaded (once per session)."""
+    from pg_mcp.fixtures import ensure_loaded
+
+    ensure_loaded(pg_dsn)
+    return pg_dsn
+
+
+@pytest.fixture(scope="session")
+def settings(fixture_dsn: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Settings pointing at the test server, with no config file and a private home."""
+    from pg_mcp.settings import load_settings
+
+    home = tmp_path_factory.mktemp("pg-mcp-home")
+    return load_settings(env={"PG_MCP_DSN": fixture_dsn, "PG_MCP_HOME": str(home)}, config_path=None)
+
+
+def db_dsn(server_dsn: str, dbname: str) -> str:
+    from pg_mcp.discovery import database_dsn
+
+    return database_dsn(server_dsn, dbname)
+
+
+@pytest.fixture
+def scratch_db(pg_dsn: str) -> Iterator[str]:
+    """A fresh, empty database (name returned), dropped afterwards."""
+    import psycopg
+
+    name = f"pgmcp_scratch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
