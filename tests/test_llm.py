@@ -1,0 +1,298 @@
+"""The model client against the stand-in model: retries, deadline, breaker, parsing, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from pg_mcp.errors import PgMcpError
+from pg_mcp.llm import LLM, CircuitBreaker, parse_json_object, retry_after_seconds
+from pg_mcp.prompts import JUDGE_SCHEMA, generation_schema
+from pg_mcp.ratelimit import TokenBucket
+from pg_mcp.settings import Settings
+from standin_model import StandinModel, free_port, gen, judge, standin_fixture, status  # noqa: F401
+
+SECRET = "sk-test-PGMCP-TOPSECRET-4f9a2c7e1b"
+MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "how many films?"}]
+
+
+def make_llm(base_url: str, **kw: object) -> LLM:
+    settings_kw = {
+        k: kw.pop(k)
+        for k in list(kw)
+        if k in ("llm_deadline", "llm_timeout", "llm_max_retries", "openai_api_key")
+    }
+    settings = Settings(
+        openai_base_url=base_url,
+        openai_api_key=settings_kw.pop("openai_api_key", SECRET),
+        model="standin-1",
+        llm_deadline=float(settings_kw.get("llm_deadline", 10.0)),
+        llm_timeout=float(settings_kw.get("llm_timeout", 5.0)),
+        llm_max_retries=int(settings_kw.get("llm_max_retries", 3)),
+    )
+    kw.setdefault("backoff_base", 0.01)
+    kw.setdefault("backoff_max", 0.05)
+    return LLM(settings, **kw)  # type: ignore[arg-type]
+
+
+def call(llm: LLM, schema: dict | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        try:
+            return await llm.complete_json(
+                MSGS, name="sql_query", schema=schema or generation_schema(), **kw
+            )  # type: ignore[arg-type]
+        finally:
+            await llm.aclose()
+
+    return asyncio.run(go())
+
+
+def test_structured_output_request_and_usage(standin: StandinModel) -> None:
+    standin.script = [gen("SELECT 1", tables=["public.t"])]
+    c = call(make_llm(standin.base_url))
+    assert c.data == {"tables": ["public.t"], "sql": "SELECT 1", "explanation": "stand-in answer"}
+    assert c.error is None and c.usage.total > 0 and c.requests == 1
+    body = standin.requests[0]
+    assert body["model"] == "standin-1"
+    rf = body["response_format"]
+    assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True
+    assert rf["json_schema"]["schema"]["properties"]["sql"]["type"] == "string"
+    assert set(rf["json_schema"]["schema"]["required"]) == {"sql", "explanation", "tables"}
+    assert standin.headers[0]["authorization"] == f"Bearer {SECRET}"
+    assert standin.paths[0] == "/v1/chat/completions"
+
+
+def test_judge_schema_is_integer_score() -> None:
+    assert JUDGE_SCHEMA["properties"]["score"]["type"] == "integer"
+    assert "reasoning" in JUDGE_SCHEMA["required"] and JUDGE_SCHEMA["additionalProperties"] is False
+    assert "database" in generation_schema(["a", "b"])["properties"]
+
+
+def test_base_url_without_key_uses_dummy_key(standin: StandinModel) -> None:
+    standin.script = [judge(8)]
+    llm = LLM(Settings(openai_base_url=standin.base_url, model="m"), backoff_base=0.01)
+    c = call(llm, JUDGE_SCHEMA)
+    assert c.data == {"reasoning": "looks right", "score": 8}
+    assert standin.headers[0]["authorization"] == "Bearer not-needed"
+
+
+def test_not_configured() -> None:
+    llm = LLM(Settings())
+    with pytest.raises(PgMcpError) as e:
+        call(llm)
+    assert e.value.code == "LLM_NOT_CONFIGURED"
+
+
+def test_unversioned_base_url_path_is_tolerated(standin: StandinModel) -> None:
+    standin.script = [judge(7)]
+    c = call(make_llm(standin.base_url.removesuffix("/v1")), JUDGE_SCHEMA)
+    assert c.data is not None and standin.paths == ["/chat/completions"]
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("this is not json", "not valid JSON"),
+        ("[1, 2]", "not an object"),
+        ('{"sql": "SELECT 1"}', "lacks the required property"),
+        ('{"tables": [], "sql": 5, "explanation": ""}', "should be of type string"),
+        ("", "empty"),
+    ],
+)
+def test_unusable_replies_are_returned_not_raised(
+    standin: StandinModel, content: str, problem: str
+) -> None:
+    standin.script = [{"content": content}]
+    c = call(make_llm(standin.base_url))
+    assert c.data is None and c.error is not None and problem in c.error
+
+
+def test_code_fenced_json_is_accepted() -> None:
+    data, err = parse_json_object('```json\n{"score": 9, "reasoning": "ok"}\n```', JUDGE_SCHEMA)
+    assert err is None and data == {"score": 9, "reasoning": "ok"}
+
+
+def test_429_then_500_then_success(standin: StandinModel) -> None:
+    standin.script = [
+        status(
+            429, {"Retry-After": "0"}, {"error": {"message": "slow down", "type": "rate_limit"}}
+        ),
+        status(500),
+        status(503, {"retry-after-ms": "10"}),
+        judge(9),
+    ]
+    c = call(make_llm(standin.base_url), JUDGE_SCHEMA)
+    assert c.data is not None and c.data["score"] == 9
+    assert c.requests == 4 and len(standin.requests) == 4
+
+
+def test_retry_after_is_honoured_and_capped(standin: StandinModel) -> None:
+    standin.script = [status(429, {"Retry-After": "0.3"}), judge(9)]
+    t0 = time.monotonic()
+    call(make_llm(standin.base_url), JUDGE_SCHEMA)
+    assert time.monotonic() - t0 >= 0.3
+    standin.script = [status(429, {"Retry-After": "100"}), judge(9)]
+    t0 = time.monotonic()
+    call(make_llm(standin.base_url, retry_after_cap=0.05), JUDGE_SCHEMA)
+    assert time.monotonic() - t0 < 5
+
+
+def test_retry_after_header_parsing() -> None:
+    assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    assert retry_after_seconds({"retry-after": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds({}) is None
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+
+
+def test_retries_exhausted_gives_llm_error(standin: StandinModel) -> None:
+    standin.default = status(502)
+    with pytest.raises(PgMcpError) as e:
+        call(make_llm(standin.base_url, llm_max_retries=2))
+    assert e.value.code == "LLM_ERROR" and "HTTP 502" in e.value.message
+    assert len(standin.requests) == 3
+
+
+def test_client_errors_are_not_retried(standin: StandinModel) -> None:
+    standin.default = status(404, body={"error": {"message": "model 'x' not found"}})
+    with pytest.raises(PgMcpError) as e:
+        call(make_llm(standin.base_url))
+    assert e.value.code == "LLM_ERROR" and "404" in e.value.message and e.value.hint
+    assert len(standin.requests) == 1
+
+
+def test_json_schema_refused_falls_back_to_json_object(standin: StandinModel) -> None:
+    standin.script = [
+        status(
+            400, body={"error": {"message": "response_format type json_schema is not supported"}}
+        ),
+        judge(8),
+    ]
+    llm = make_llm(standin.base_url)
+    c = call(llm, JUDGE_SCHEMA)
+    assert c.data is not None
+    assert standin.requests[1]["response_format"] == {"type": "json_object"}
+    assert "JSON Schema" in standin.requests[1]["messages"][-1]["content"]
+
+
+def test_dead_endpoint_gives_llm_error_within_deadline() -> None:
+    llm = make_llm(f"http://127.0.0.1:{free_port()}/v1", llm_deadline=3.0)
+    t0 = time.monotonic()
+    with pytest.raises(PgMcpError) as e:
+        call(llm)
+    assert e.value.code == "LLM_ERROR" and "cannot reach" in e.value.message
+    assert time.monotonic() - t0 < 3.0 + 1.0
+
+
+def test_dropped_connections_are_retried(standin: StandinModel) -> None:
+    standin.script = [{"drop": True}, judge(10)]
+    c = call(make_llm(standin.base_url), JUDGE_SCHEMA)
+    assert c.data is not None and c.requests == 2
+
+
+def test_slower_than_deadline_gives_llm_timeout(standin: StandinModel) -> None:
+    standin.default = {"delay": 5.0, "content": {"reasoning": "late", "score": 9}}
+    llm = make_llm(standin.base_url, llm_deadline=0.6, llm_timeout=0.25)
+    t0 = time.monotonic()
+    with pytest.raises(PgMcpError) as e:
+        call(llm, JUDGE_SCHEMA)
+    elapsed = time.monotonic() - t0
+    assert e.value.code == "LLM_TIMEOUT"
+    assert elapsed < 0.6 + 1.5
+    assert len(standin.requests) >= 2  # the per-request timeout let it retry inside the deadline
+
+
+def test_per_call_deadline_caps_a_single_slow_request(standin: StandinModel) -> None:
+    standin.default = {"delay": 5.0, "content": {"reasoning": "late", "score": 9}}
+    llm = make_llm(standin.base_url, llm_deadline=0.4, llm_timeout=60)
+    t0 = time.monotonic()
+    with pytest.raises(PgMcpError) as e:
+        call(llm, JUDGE_SCHEMA)
+    assert e.value.code == "LLM_TIMEOUT" and time.monotonic() - t0 < 2.0
+
+
+def test_circuit_breaker_opens_then_half_opens(standin: StandinModel) -> None:
+    standin.default = status(500)
+    llm = make_llm(standin.base_url, llm_max_retries=0, breaker_threshold=3, breaker_cooldown=0.3)
+    for _ in range(3):
+        with pytest.raises(PgMcpError) as e:
+            call(llm)
+        assert e.value.code == "LLM_ERROR" and "HTTP 500" in e.value.message
+    assert llm.breaker.state == "open"
+    with pytest.raises(PgMcpError) as e:
+        call(llm)
+    assert (
+        e.value.code == "LLM_ERROR"
+        and "circuit open" in e.value.message
+        and "retry in" in (e.value.hint or "")
+    )
+    assert len(standin.requests) == 3  # failed fast: no request went out
+    time.sleep(0.35)
+    assert llm.breaker.state == "half-open"
+    standin.script = [judge(9)]
+    assert call(llm, JUDGE_SCHEMA).data is not None
+    assert llm.breaker.state == "closed"
+
+
+def test_breaker_failed_probe_reopens() -> None:
+    now = [0.0]
+    b = CircuitBreaker(2, 10.0, clock=lambda: now[0])
+    b.failure()
+    assert b.allow()
+    b.failure()
+    assert not b.allow() and b.state == "open"
+    now[0] = 10.5
+    assert b.allow() and not b.allow()  # one probe at a time
+    b.failure()
+    assert b.state == "open"
+    now[0] = 21.0
+    assert b.allow()
+    b.success()
+    assert b.state == "closed" and b.allow()
+
+
+def test_429s_do_not_trip_the_breaker(standin: StandinModel) -> None:
+    standin.default = status(429, {"Retry-After": "0"})
+    llm = make_llm(standin.base_url, llm_max_retries=4, breaker_threshold=2)
+    with pytest.raises(PgMcpError) as e:
+        call(llm)
+    assert e.value.code == "LLM_ERROR" and "429" in e.value.message
+    assert llm.breaker.state == "closed" and len(standin.requests) == 5
+
+
+def test_api_key_never_in_errors_or_logs(
+    standin: StandinModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    echo = {
+        "error": {"message": f"Incorrect API key provided: {SECRET}. Header was Bearer {SECRET}"}
+    }
+    texts: list[str] = []
+    for item in (status(401, body=echo), status(500, body=echo)):
+        standin.script = [item]
+        with pytest.raises(PgMcpError) as e:
+            call(make_llm(standin.base_url, llm_max_retries=0))
+        texts += [str(e.value), e.value.message, e.value.hint or "", repr(e.value.to_dict())]
+    assert "401" in texts[0]
+    standin.script = [{"content": f"not json {SECRET}"}]
+    c = call(make_llm(standin.base_url))
+    texts.append(c.error or "")
+    blob = "\n".join(texts) + caplog.text
+    assert SECRET not in blob
+    assert "TOPSECRET" not in blob
+
+
+def test_token_bucket() -> None:
+    now = [0.0]
+    b = TokenBucket(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [b.try_acquire()[0] for _ in range(4)] == [True, True, True, False]
+    ok, wait = b.try_acquire()
+    assert not ok and wait == pytest.approx(0.5)
+    now[0] = 0.5
+    assert b.try_acquire()[0]
+    now[0] = 100
+    assert b.available() == 3
+    assert TokenBucket(rate=0, burst=1).try_acquire() == (True, 0.0)
