@@ -65,7 +65,13 @@ def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseI
     redact = Redactor(settings.secrets())
     try:
         with psycopg.connect(dsn, connect_timeout=int(settings.connect_timeout), autocommit=True) as conn:
-            rows = conn.execute(_LIST_SQL).fetchall()
+            for attempt in range(3):
+                try:
+                    rows = conn.execute(_LIST_SQL).fetchall()
+                    break
+                except psycopg.errors.UndefinedObject:  # a database dropped mid-query: list again
+                    if attempt == 2:
+                        raise
     except psycopg.OperationalError as exc:
         raise PgMcpError(
             "CONNECTION_ERROR",
