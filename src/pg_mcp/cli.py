@@ -90,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("question")
 
     c = add("stats")
-    c.add_argument("--url", help="a running HTTP server's /metrics URL (default: this process's registry)")
+    c.add_argument(
+        "--url",
+        help="a running `pg-mcp serve --transport http`'s /metrics URL (default http://127.0.0.1:8000/metrics; "
+        "when nothing answers there, this process's empty registry is printed)",
+    )
 
     c = add("eval")
     c.add_argument("--candidates", metavar="FILE", help="JSONL of candidate SQL to score (else ask is scored)")

@@ -27,6 +27,7 @@ Example ``pg-mcp.toml``::
     [references]
     samples = true
     max_samples = 10
+    dir = "references"             # served by the MCP server as references://{database}
 
     [audit]
     log = ".pg-mcp/audit.jsonl"
@@ -87,6 +88,7 @@ class Settings:
     samples: bool = True
     max_samples: int = 10
     cache_ttl: float = 600.0
+    references_dir: Path = Path("references")  # served as references://{database} by the MCP server
     audit_log: Path | None = None
     # ask
     openai_api_key: str | None = None
@@ -128,7 +130,12 @@ _FILE_KEYS: dict[str, dict[str, str]] = {
         "explain_max_rows": "explain_max_rows",
         "pool_max_size": "pool_max_size",
     },
-    "references": {"samples": "samples", "max_samples": "max_samples", "cache_ttl": "cache_ttl"},
+    "references": {
+        "samples": "samples",
+        "max_samples": "max_samples",
+        "cache_ttl": "cache_ttl",
+        "dir": "references_dir",
+    },
     "audit": {"log": "audit_log"},
     "ask": {
         "model": "model",
@@ -150,6 +157,7 @@ _ENV_KEYS: dict[str, str] = {
     "PG_MCP_MAX_ROWS": "max_rows",
     "PG_MCP_MAX_BYTES": "max_bytes",
     "PG_MCP_AUDIT_LOG": "audit_log",
+    "PG_MCP_REFERENCES_DIR": "references_dir",
     "OPENAI_API_KEY": "openai_api_key",
     "OPENAI_BASE_URL": "openai_base_url",
     "OPENAI_MODEL": "model",
@@ -166,7 +174,7 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             return tuple(str(v) for v in value)
-        if name in ("home", "audit_log"):
+        if name in ("home", "audit_log", "references_dir"):
             return Path(value) if value not in (None, "") else None
         if t == "bool":
             if isinstance(value, str):
