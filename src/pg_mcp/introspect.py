@@ -506,6 +506,7 @@ class _Builder:
             t = rel.table
             if self.col_denied(t.schema, t.name, attname):
                 rel.denied.add(attname)
+                t.hidden_columns.append(attname)
                 continue
             col = Column(name=attname, type=typ, nullable=not notnull, comment=comment)
             if generated:

@@ -73,6 +73,9 @@ class Table:
     partition_of: str | None = None  # "schema.name" of the parent
     partition_bound: str | None = None
     populated: bool = True  # materialized views created WITH NO DATA are not
+    # Columns the access policy removed from ``columns`` (never rendered): lets the validator
+    # refuse ``SELECT *`` exactly where a denied column exists, and only there.
+    hidden_columns: list[str] = field(default_factory=list)
 
     @property
     def qualified(self) -> str:
