@@ -44,3 +44,25 @@ def test_wildcard_column_policy_refuses_only_tables_that_have_the_column(pg_dsn:
 
     markdown = "".join(render_database(schema).values())
     assert "password_hash" not in markdown
+
+
+def test_unknown_object_against_a_stale_cached_schema_rereads_it(
+    pg_dsn: str, policy_db: str, tmp_path
+) -> None:
+    """A table created after the schema was cached is found on the next validation."""
+    from pg_mcp import validator
+    from pg_mcp.cache import SchemaCache
+
+    settings = load_settings(env={"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path)}).with_(samples=False)
+    cache = validator._schema_cache(settings)
+    assert isinstance(cache, SchemaCache)
+    schema = cache.get(policy_db)
+    assert schema.table("invoices") is None
+    with psycopg.connect(database_dsn(pg_dsn, policy_db), autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id int PRIMARY KEY, amount numeric)")
+    fresh = validate_sql("SELECT amount FROM invoices", policy_db, settings=settings)
+    assert fresh.code == "UNKNOWN_OBJECT"  # the cache was just read: no re-read storm
+    held, at = cache._mem[policy_db]
+    cache._mem[policy_db] = (held, at - validator.STALE_SCHEMA_SECONDS - 1)  # age it
+    later = validate_sql("SELECT amount FROM invoices", policy_db, settings=settings)
+    assert later.ok, later.message

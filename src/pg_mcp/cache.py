@@ -90,6 +90,12 @@ class SchemaCache:
                 return self._mem[database][0]
         return self.refresh(database)
 
+    def age(self, database: str) -> float | None:
+        """Seconds since the in-memory model of ``database`` was introspected (None: none held)."""
+        with self._lock:
+            held = self._mem.get(database)
+        return None if held is None else max(0.0, time.time() - held[1])
+
     def load(self, database: str) -> tuple[DatabaseSchema, float] | None:
         """The cached model from disk and when it was introspected, or None if unusable."""
         try:

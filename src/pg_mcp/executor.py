@@ -6,22 +6,35 @@ even when validation is bypassed (``validate=False``):
 1. Connections open with ``default_transaction_read_only=on`` and run each statement in an
    explicit ``BEGIN READ ONLY`` transaction that is always rolled back, with ``SET LOCAL``
    statement_timeout, lock_timeout and idle_in_transaction_session_timeout (and IntervalStyle
-   ``postgres``, which pg_mcp.jsonsafe turns into exact ISO 8601 durations).
-2. The statement is sent over the **extended** query protocol, wrapped in a server-side cursor
-   (psycopg ``ServerCursor`` sends ``DECLARE "pg_mcp_cursor" CURSOR FOR <sql>`` with
-   ``PQsendQueryParams``). The extended protocol parses exactly one statement
-   ("cannot insert multiple commands into a prepared statement"), so ``COMMIT; DROP ...`` never
-   runs, and ``DECLARE ... CURSOR FOR`` only accepts a query (SELECT, VALUES, TABLE, WITH), so a
-   bare INSERT/UPDATE/DELETE/DDL/utility statement is refused by the server's grammar (reported
-   as READ_ONLY_VIOLATION, like writes the read-only transaction stops: nextval, writing functions).
-   ``EXPLAIN`` (which cannot be a cursor) goes through the extended protocol as well.
+   ``postgres``, which pg_mcp.jsonsafe turns into exact ISO 8601 durations), set by
+   ``set_config(..., true)`` before the statement is even parsed.
+2. Every statement is sent over the **extended** query protocol (libpq ``PQsendQueryParams``,
+   one statement per message), the user's wrapped in a server-side cursor:
+   ``DECLARE "pg_mcp_cursor" CURSOR FOR <sql>``. The extended protocol parses exactly one
+   statement ("cannot insert multiple commands into a prepared statement"), so ``COMMIT; DROP
+   ...`` never runs, and ``DECLARE ... CURSOR FOR`` only accepts a query (SELECT, VALUES, TABLE,
+   WITH), so a bare INSERT/UPDATE/DELETE/DDL/utility statement is refused by the server's
+   grammar (reported as READ_ONLY_VIOLATION, like writes the read-only transaction stops:
+   nextval, writing functions). ``EXPLAIN`` (which cannot be a cursor) is sent the same way.
 3. Rows are fetched from the cursor in chunks, at most ``max_rows + 1`` (so ``truncated`` is
    known) and within a byte budget on the serialised rows: memory does not grow with the table.
 4. An optional EXPLAIN guard refuses before fetching when the planner's estimate is too big.
 5. A client-side watchdog cancels the statement on the server (``cancel_safe``) if the server
    has not stopped it shortly after the statement timeout; such a connection is discarded.
-6. Pooled connections are health-checked on checkout and reset with ``DISCARD ALL`` on return,
-   so session state (settings, advisory locks, prepared statements) never reaches the next use.
+6. Pooled connections are health-checked on checkout and reset with ``ROLLBACK`` + ``DISCARD
+   ALL`` before they go back to the pool, so session state (settings, advisory locks, prepared
+   statements) never reaches the next use.
+
+Round trips (what a call costs beyond the query itself): the statements above go out in libpq
+pipeline mode, usually all in ONE round trip: BEGIN, the settings, DECLARE, FETCH, a Sync, then
+ROLLBACK and DISCARD ALL (after the Sync they run even when the query failed). The server skips
+everything after a failed statement until the next Sync, so the query never runs without its
+transaction and timeouts. The EXPLAIN guard adds a round trip (the plan is needed before the
+FETCH runs the query), and so does each further chunk of a fetch above FETCH_CHUNK rows. The
+checkout health check (an empty query) is skipped for a connection that answered less than
+CHECK_SKIP_SECONDS ago and whose socket is quiet (a terminated backend or a stopped server
+leaves a message or EOF there); if such a connection proves dead before the server answered
+anything, the statement runs once more on a fresh connection (it never started).
 
 Failures are returned (``RunResult(ok=False, code=...)``), never raised.
 """
@@ -30,8 +43,12 @@ from __future__ import annotations
 
 import heapq
 import re
+import select
 import threading
 import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +67,7 @@ DECLARE_PREFIX = f'DECLARE "{CURSOR_NAME}" CURSOR FOR '
 EXPLAIN_PREFIX = "EXPLAIN (FORMAT JSON) "
 FETCH_CHUNK = 1000
 WATCHDOG_GRACE = 2.0  # seconds past the statement timeout before the client cancels itself
+MAX_TIMEOUT = 2_000_000  # seconds: statement_timeout holds at most 2**31 - 1 ms (~24.8 days)
 
 # Statement keywords that are not queries: when DECLARE's grammar refuses one of them we know the
 # statement tried to write, change the session or run a utility command.
@@ -123,16 +141,107 @@ class RunResult:
 
 # --- pools ---------------------------------------------------------------------------------
 
+CHECK_SKIP_SECONDS = 2.0  # a connection that worked this recently (quiet socket) is not pinged
+
+
+@dataclass
+class _ConnState:
+    """What pg-mcp knows about one pooled connection (see ``_ping`` and ``_reset``)."""
+
+    ok_at: float = 0.0  # monotonic time of the last round trip that succeeded on it
+    clean: bool = False  # run_readonly already sent ROLLBACK + DISCARD ALL after its statement
+    unchecked: bool = False  # this checkout's health check was skipped (``_ping``)
+
+
+_STATES: weakref.WeakKeyDictionary[Any, _ConnState] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(conn: psycopg.Connection[Any]) -> _ConnState:
+    state = _STATES.get(conn)
+    if state is None:
+        with _STATES_LOCK:
+            state = _STATES.setdefault(conn, _ConnState())
+    return state
+
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     from pg_mcp.jsonsafe import register_loaders
 
     register_loaders(conn)
+    _state(conn).ok_at = time.monotonic()  # just connected
+
+
+def _quiet(conn: psycopg.Connection[Any]) -> bool:
+    """Nothing to read on an idle connection's socket. A backend that was terminated, or a server
+    that shut down or crashed, leaves its last error message or EOF there: the socket is readable."""
+    try:
+        return not _wait(conn.fileno(), timeout=0)
+    except Exception:
+        return False
+
+
+def _ping(conn: psycopg.Connection[Any]) -> None:
+    """The health check on checkout: an empty query (raises when the connection is dead).
+
+    Skipped when the connection worked less than CHECK_SKIP_SECONDS ago and its socket is quiet
+    (``_quiet``): it is then marked ``unchecked``, and run_readonly retries once, on a fresh
+    connection, if it proves dead before answering (a read-only statement can safely run again)."""
+    state = _state(conn)
+    state.clean = False
+    if time.monotonic() - state.ok_at < CHECK_SKIP_SECONDS and _quiet(conn):
+        state.unchecked = True
+        return
+    state.unchecked = False
+    conn.execute("")
+    state.ok_at = time.monotonic()
 
 
 def _reset(conn: psycopg.Connection[Any]) -> None:
-    # The connection is autocommit and idle here (the pool rolled back anything left open).
-    conn.execute("DISCARD ALL")
+    """Reset a returned connection: ROLLBACK (if a transaction is open) and DISCARD ALL, in one
+    round trip, unless run_readonly already sent both after its statement. A connection that
+    cannot be reset is closed (the pool replaces it)."""
+    from psycopg.pq import TransactionStatus
+
+    state = _state(conn)
+    if state.clean:
+        state.clean = False
+        return
+    if conn.closed:
+        return
+    status = conn.pgconn.transaction_status
+    try:
+        if status == TransactionStatus.IDLE:
+            results = _pipeline(conn, ["DISCARD ALL"])
+        elif status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            results = _pipeline(conn, END_SQL[1:])  # DISCARD ALL after ROLLBACK ended ours
+        else:
+            results = []  # returned in the middle of an operation
+        if not results or any(_error(conn, res) is not None for res in results):
+            conn.close()
+            return
+        state.ok_at = time.monotonic()
+    except Exception:
+        conn.close()
+
+
+_POOL_CLASS: list[type[ConnectionPool]] = []
+
+
+def _pool_class() -> type[ConnectionPool]:
+    """A ConnectionPool that resets connections in ``putconn`` itself (``_reset``): psycopg_pool
+    would hand a ``reset`` callback to a worker thread, and the next checkout would wait for it."""
+    if not _POOL_CLASS:
+        from psycopg_pool import ConnectionPool
+
+        class ResettingPool(ConnectionPool):
+            def putconn(self, conn: psycopg.Connection[Any]) -> None:
+                if not self.closed:
+                    _reset(conn)
+                super().putconn(conn)
+
+        _POOL_CLASS.append(ResettingPool)
+    return _POOL_CLASS[0]
 
 
 class Pools:
@@ -143,6 +252,7 @@ class Pools:
 
         self.settings = settings if settings is not None else load_settings()
         self._lock = threading.Lock()
+        self._resolve_lock = threading.Lock()
         self._pools: dict[str, ConnectionPool] = {}
         self._types: dict[str, dict[int, tuple[str, str | None]]] = {}
         self._known: set[str] = set()
@@ -158,20 +268,31 @@ class Pools:
             self._server_dsn = server_dsn(self.settings)
         return self._server_dsn
 
-    def resolve(self, database: str | None) -> str:
-        """A reachable database name (the only one when ``None``), else PgMcpError."""
+    def _resolved(self, database: str | None) -> str | None:
         with self._lock:
             if database is None and self._default is not None:
                 return self._default
             if database is not None and database in self._known:
                 return database
+        return None
+
+    def resolve(self, database: str | None) -> str:
+        """A reachable database name (the only one when ``None``), else PgMcpError."""
+        known = self._resolved(database)
+        if known is not None:
+            return known
         from pg_mcp.discovery import resolve_database
 
-        name = resolve_database(self.settings, database, dsn=self.server_dsn)
-        with self._lock:
-            self._known.add(name)
-            if database is None:
-                self._default = name
+        # One discovery at a time: a burst of first calls makes one connection, not one each.
+        with self._resolve_lock:
+            known = self._resolved(database)
+            if known is not None:
+                return known
+            name = resolve_database(self.settings, database, dsn=self.server_dsn)
+            with self._lock:
+                self._known.add(name)
+                if database is None:
+                    self._default = name
         return name
 
     def get(self, database: str) -> ConnectionPool:
@@ -192,14 +313,13 @@ class Pools:
 
     def _new_pool(self, database: str) -> ConnectionPool:
         from psycopg.conninfo import conninfo_to_dict
-        from psycopg_pool import ConnectionPool
 
         from pg_mcp.discovery import database_dsn
 
         s = self.settings
         dsn = database_dsn(self.server_dsn, database)
         options = str(conninfo_to_dict(dsn).get("options") or "")
-        pool: ConnectionPool = ConnectionPool(
+        pool: ConnectionPool = _pool_class()(
             dsn,
             kwargs={
                 "autocommit": True,
@@ -212,8 +332,9 @@ class Pools:
             max_size=max(1, s.pool_max_size),
             open=False,
             configure=_configure,
-            check=ConnectionPool.check_connection,
-            reset=_reset,
+            # no ``check=``: _checkout health-checks (the pool's own check backs off 1, 2, 4 s
+            # between dead connections, which a server restart leaves in every idle slot);
+            # no ``reset=``: ResettingPool.putconn resets (see _pool_class)
             name=f"pg-mcp:{database}",
             timeout=s.connect_timeout + s.statement_timeout,
             reconnect_timeout=max(10.0, 2 * s.connect_timeout),
@@ -270,7 +391,6 @@ def run_readonly(
     started = time.perf_counter()
     if settings is None:
         settings = pools.settings if pools is not None else _default_settings()
-    redact = Redactor(settings.secrets())
     own_pools = pools is None
     db: str | None = database
     try:
@@ -289,9 +409,13 @@ def run_readonly(
             pools.close()
     result.database = db
     result.elapsed_ms = (time.perf_counter() - started) * 1000
-    result.message = redact(result.message)
-    result.hint = redact(result.hint) if result.hint else result.hint
-    result.details = {k: redact(v) if isinstance(v, str) else v for k, v in result.details.items()}
+    if result.message or result.hint or result.details:
+        redact = Redactor(settings.secrets())
+        result.message = redact(result.message)
+        result.hint = redact(result.hint) if result.hint else result.hint
+        result.details = {
+            k: redact(v) if isinstance(v, str) else v for k, v in result.details.items()
+        }
     audit.record(
         settings,
         database=db,
@@ -343,9 +467,11 @@ def _run(
             "CONFIG_ERROR",
             f"max_rows must be an integer and timeout a number of seconds, not {max_rows!r} / {timeout!r}",
         ) from None
-    if not seconds > 0:
+    if not 0 < seconds <= MAX_TIMEOUT:
         raise PgMcpError(
-            "CONFIG_ERROR", f"the timeout must be a positive number of seconds, not {timeout!r}"
+            "CONFIG_ERROR",
+            f"the timeout must be a positive number of seconds, at most {MAX_TIMEOUT:,}, "
+            f"not {timeout!r}",
         )
     if validate:
         from pg_mcp.validator import validate_sql
@@ -363,23 +489,85 @@ def _run(
     import psycopg_pool
 
     pool = pools.get(db)
+    wait = settings.connect_timeout + seconds
+    types = pools.type_names(db)
+
+    def reachable() -> bool:
+        return _server_answers(pools, db, settings)
+
     try:
-        with pool.connection(timeout=settings.connect_timeout + seconds) as conn:
-            return _execute(conn, sql, settings, pools.type_names(db), rows_cap, seconds)
-    except psycopg_pool.PoolTimeout:
-        wait = settings.connect_timeout + seconds
-        if pool.get_stats().get("pool_size", 0) > 0:
+        try:
+            with _checkout(pool, wait, reachable) as conn:
+                return _execute(conn, sql, settings, types, rows_cap, seconds, may_retry=True)
+        except _StaleConnection:
+            # It had died unnoticed, before answering: like a dead connection on checkout.
+            pool.drain()
+            if not reachable():
+                raise _ServerDown from None
+            with _checkout(pool, wait, reachable) as conn:
+                return _execute(conn, sql, settings, types, rows_cap, seconds)
+    except (psycopg_pool.PoolTimeout, _ServerDown) as exc:
+        if not isinstance(exc, _ServerDown) and _server_answers(pools, db, settings):
             raise PgMcpError(
                 "CONNECTION_ERROR",
                 f"all {settings.pool_max_size} connections to {db!r} stayed busy for {wait:g} s",
                 hint="retry later, or raise pool_max_size",
             ) from None
-        pools.forget(db)  # no connection could be made at all: re-resolve next time
+        pools.forget(db)  # the server does not answer: re-resolve next time
         raise PgMcpError(
             "CONNECTION_ERROR",
-            f"could not connect to database {db!r} within {wait:g} s",
+            f"could not connect to database {db!r}"
+            + ("" if isinstance(exc, _ServerDown) else f" within {wait:g} s"),
             hint="is the server up? check PG_MCP_DSN",
         ) from None
+
+
+class _ServerDown(Exception):
+    """A pooled connection was dead and a new one cannot be made."""
+
+
+@contextmanager
+def _checkout(
+    pool: ConnectionPool, wait: float, reachable: Callable[[], bool]
+) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection, health-checked (an empty query) on checkout.
+
+    At the first dead connection (the server restarted or went away) every idle one is
+    presumed dead too: the pool is drained, and the next checkout gets a fresh connection at
+    once, or ``_ServerDown`` when the server does not answer (instead of waiting ``wait``).
+    """
+    import psycopg
+
+    with pool.connection(timeout=wait) as conn:
+        try:
+            _ping(conn)
+        except psycopg.OperationalError:
+            conn.close()  # the pool discards it
+        else:
+            yield conn
+            return
+    pool.drain()
+    if not reachable():
+        raise _ServerDown
+    with pool.connection(timeout=wait) as conn:
+        yield conn
+
+
+def _server_answers(pools: Pools, db: str, settings: Settings) -> bool:
+    """Can a new connection to ``db`` be made now? (Tells "server down" from "pool busy".)"""
+    import psycopg
+
+    from pg_mcp.discovery import database_dsn
+
+    try:
+        with psycopg.connect(
+            database_dsn(pools.server_dsn, db),
+            connect_timeout=max(2, round(settings.connect_timeout)),
+            application_name="pg-mcp-probe",
+        ):
+            return True
+    except psycopg.Error:
+        return False
 
 
 class _Deadlines:
@@ -400,7 +588,8 @@ class _Deadlines:
                     target=self._loop, name="pg-mcp-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            if self._heap[0][2] is dog:  # the earliest deadline now: wake the thread to re-arm
+                self._cond.notify_all()
 
     def cancel(self, dog: _Watchdog) -> None:
         """After this returns the watchdog has either fired completely or will never fire."""
@@ -416,7 +605,7 @@ class _Deadlines:
             with self._cond:
                 while not self._heap or self._heap[0][0] > time.monotonic():
                     delay = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(delay)
+                    self._cond.wait(None if delay is None else min(delay, 3600.0))
                 dog = heapq.heappop(self._heap)[2]
                 if dog.state != "pending":
                     continue
@@ -466,15 +655,183 @@ def _ms(seconds: float) -> int:
     return 0 if seconds <= 0 else max(1, round(seconds * 1000))
 
 
-def begin_sql(seconds: float, settings: Settings) -> str:
-    """Our own transaction prologue (constant text, sent in one round trip)."""
-    return (
-        "BEGIN TRANSACTION READ ONLY; "
-        f"SET LOCAL statement_timeout = {_ms(seconds)}; "
-        f"SET LOCAL lock_timeout = {_ms(settings.lock_timeout)}; "
-        f"SET LOCAL idle_in_transaction_session_timeout = {_ms(settings.idle_in_transaction_timeout)}; "
-        "SET LOCAL IntervalStyle = 'postgres'"
+BEGIN_SQL = "BEGIN TRANSACTION READ ONLY"
+# After a Sync (None): it runs even when a statement before failed. DISCARD ALL cannot run in a
+# transaction block: after ROLLBACK it runs in a transaction of its own.
+END_SQL = (None, "ROLLBACK", "DISCARD ALL")
+
+
+def settings_sql(seconds: float, settings: Settings) -> str:
+    """The transaction's local settings in one statement (``set_config(..., true)`` is
+    ``SET LOCAL``): in pipeline mode each statement is sent on its own."""
+    values = (
+        ("statement_timeout", _ms(seconds)),
+        ("lock_timeout", _ms(settings.lock_timeout)),
+        ("idle_in_transaction_session_timeout", _ms(settings.idle_in_transaction_timeout)),
+        ("IntervalStyle", "postgres"),
     )
+    return "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in values)
+
+
+def fetch_sql(n: int) -> str:
+    return f'FETCH FORWARD {n} FROM "{CURSOR_NAME}"'
+
+
+# --- the wire: libpq pipeline mode ----------------------------------------------------------
+
+
+def _wait(fd: int, write: bool = False, timeout: float | None = None) -> bool:
+    """Block until the socket is readable (or writable, when asked) or ``timeout`` seconds
+    pass; True when readable (or closed, or in error)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | (select.POLLOUT if write else 0))
+        events = poller.poll(None if timeout is None else timeout * 1000)
+        return any(event & ~select.POLLOUT for _, event in events)
+    readable, _, broken = select.select([fd], [fd] if write else [], [fd], timeout)
+    return bool(readable or broken)
+
+
+def _pipeline(conn: psycopg.Connection[Any], statements: Sequence[str | None]) -> list[Any]:
+    """Send ``statements`` in libpq pipeline mode, then a Sync, and collect their results: one
+    network round trip for all of them.
+
+    Each statement goes over the extended query protocol in a message of its own (the server
+    refuses a string holding several: "cannot insert multiple commands into a prepared
+    statement"). ``None`` in ``statements`` is a Sync: after an error the server skips what
+    follows until the next Sync. Returns one PGresult per statement, error results included
+    (PIPELINE_ABORTED for the skipped ones). A connection failure raises ``_Lost``; the
+    connection is then closed, as it is when anything interrupts the exchange (its protocol
+    state is unknown)."""
+    import psycopg
+    from psycopg import pq
+
+    pg = conn.pgconn
+    encoding = conn.info.encoding
+    results: list[Any] = []
+    with conn.lock:
+        try:
+            pg.enter_pipeline_mode()
+            syncs = 1
+            for statement in statements:
+                if statement is None:
+                    pg.pipeline_sync()
+                    syncs += 1
+                else:
+                    pg.send_query_params(statement.encode(encoding), None)
+            pg.pipeline_sync()
+            while pg.flush():  # 1: not all sent yet
+                if _wait(pg.socket, write=True):
+                    pg.consume_input()
+            ended = False  # the last result was the end of a statement's results (None)
+            while syncs:
+                while pg.is_busy():
+                    _wait(pg.socket)
+                    pg.consume_input()
+                res = pg.get_result()
+                if res is None:
+                    if ended or pg.status == pq.ConnStatus.BAD:
+                        raise psycopg.OperationalError("the connection to the server was lost")
+                    ended = True
+                    continue
+                ended = False
+                if res.status == pq.ExecStatus.PIPELINE_SYNC:
+                    syncs -= 1
+                else:
+                    results.append(res)
+            pg.exit_pipeline_mode()
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, psycopg.OperationalError):
+                ok = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+                raise _Lost(exc, sum(res.status in ok for res in results)) from None
+            raise
+    if len(results) != sum(s is not None for s in statements):
+        conn.close()
+        lost = psycopg.OperationalError("the server's answers did not match the statements sent")
+        raise _Lost(lost, len(results))
+    return results
+
+
+class _Lost(Exception):
+    """The connection failed during a pipeline, after ``answered`` statements had succeeded."""
+
+    def __init__(self, error: Exception, answered: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.answered = answered
+
+
+def _error(conn: psycopg.Connection[Any], res: Any) -> Exception | None:
+    """The psycopg exception for an error result (None when the statement succeeded)."""
+    import psycopg
+    from psycopg import pq
+
+    if res.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        return None
+    if res.status == pq.ExecStatus.PIPELINE_ABORTED:
+        return psycopg.errors.PipelineAborted("skipped after an earlier error")
+    return psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+
+
+def _rows(conn: psycopg.Connection[Any], res: Any) -> list[tuple[Any, ...]]:
+    """A result's rows, loaded by the connection's loaders (pg_mcp.jsonsafe.register_loaders)."""
+    from psycopg.adapt import Transformer
+
+    tx = Transformer(conn)
+    tx.set_pgresult(res)
+    return tx.load_rows(0, res.ntuples, tuple)
+
+
+def _description(conn: psycopg.Connection[Any], res: Any) -> list[tuple[str, int]]:
+    encoding = conn.info.encoding
+    return [(res.fname(i).decode(encoding), res.ftype(i)) for i in range(res.nfields)]
+
+
+class _Failed(Exception):
+    """A statement we sent failed: the error, and the prefix put in front of the user's SQL in
+    the statement that failed ("" when it was not the user's statement); ``answered`` is None,
+    or after a lost connection how many statements of the trip had succeeded."""
+
+    def __init__(self, error: Exception, prefix: str, answered: int | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.prefix = prefix
+        self.answered = answered
+
+
+class _StaleConnection(Exception):
+    """The connection, handed out without a health check, was dead: it failed before the server
+    acknowledged anything of the trip (not even BEGIN), so the statement never ran."""
+
+
+def _trip(
+    conn: psycopg.Connection[Any],
+    state: _ConnState,
+    steps: list[tuple[str, str]],
+    *,
+    end: bool = False,
+) -> Any:
+    """One round trip: the ``(prefix, statement)`` steps, and with ``end`` the transaction's end
+    (ROLLBACK, DISCARD ALL: the connection is then clean for its next use, even when a step
+    failed). Returns the last step's result; raises ``_Failed`` with the first error."""
+    statements: list[str | None] = [statement for _, statement in steps]
+    if end:
+        statements.extend(END_SQL)
+    try:
+        results = _pipeline(conn, statements)
+    except _Lost as lost:
+        raise _Failed(lost.error, "", lost.answered) from None
+    state.ok_at = time.monotonic()
+    if end:
+        if all(_error(conn, res) is None for res in results[len(steps) :]):
+            state.clean = True
+        else:
+            conn.close()  # could not be reset: the pool discards it
+    for (prefix, _), res in zip(steps, results, strict=False):
+        if (error := _error(conn, res)) is not None:
+            raise _Failed(error, prefix)
+    return results[len(steps) - 1]
 
 
 def _execute(
@@ -484,37 +841,67 @@ def _execute(
     type_names: dict[int, tuple[str, str | None]],
     max_rows: int,
     seconds: float,
+    *,
+    may_retry: bool = False,
 ) -> RunResult:
+    """Run one statement in a read-only transaction, in as few round trips as possible.
+
+    Usually one: BEGIN READ ONLY, the local settings, DECLARE, FETCH (max_rows + 1 rows), then
+    ROLLBACK and DISCARD ALL go out together in pipeline mode. The EXPLAIN guard needs the plan
+    before the FETCH runs the query (two trips), and a fetch of more than FETCH_CHUNK rows goes
+    on chunk by chunk. Every path ends rolled back and reset, or with the connection closed."""
     import psycopg
 
     explain = first_keyword(sql) == "EXPLAIN"
-    stage = {"prefix": "" if explain else DECLARE_PREFIX}  # for mapping error positions
+    guard = not explain and (settings.explain_max_cost > 0 or settings.explain_max_rows > 0)
+    wanted = max_rows + 1
+    first = min(wanted, FETCH_CHUNK)
+    state = _state(conn)
+    state.clean = False
+    steps = [("", BEGIN_SQL), ("", settings_sql(seconds, settings))]
+    if explain:
+        steps.append(("", sql))  # EXPLAIN cannot be a cursor; the extended protocol still holds
+    else:
+        steps.append((DECLARE_PREFIX, DECLARE_PREFIX + sql))
+        if guard:
+            steps.append((EXPLAIN_PREFIX, EXPLAIN_PREFIX + sql))
+        else:
+            steps.append((DECLARE_PREFIX, fetch_sql(first)))
+    done = explain or (not guard and wanted <= FETCH_CHUNK)  # nothing to fetch after this trip
     watchdog = _Watchdog(conn, seconds + WATCHDOG_GRACE)
     try:
         with watchdog:
-            conn.execute(begin_sql(seconds, settings))
-            try:
-                if explain:
-                    description, rows, truncated, reason = _run_explain(
-                        conn, sql, max_rows, settings.max_bytes
-                    )
-                    columns, _ = _columns(conn, description, type_names)
-                else:
-                    with conn.cursor(name=CURSOR_NAME) as cur:
-                        cur.execute(sql)  # DECLARE ... CURSOR FOR <sql>, over the extended protocol
-                        stage["prefix"] = EXPLAIN_PREFIX
-                        _explain_guard(conn, sql, settings)
-                        stage["prefix"] = DECLARE_PREFIX
-                        columns, arrays = _columns(conn, cur.description or [], type_names)
-                        rows, truncated, reason = _fetch(cur, max_rows, settings.max_bytes, arrays)
-                        _rollback(conn)  # before the cursor closes: CLOSE is then not needed
-            finally:
-                _rollback(conn)
-    except psycopg.Error as exc:
-        raise _map_error(exc, sql, stage["prefix"], seconds, watchdog.fired) from None
+            out = _trip(conn, state, steps, end=done)
+            if guard:
+                _explain_guard([row[0] for row in _rows(conn, out)], settings)
+                done = wanted <= FETCH_CHUNK
+                out = _trip(conn, state, [(DECLARE_PREFIX, fetch_sql(first))], end=done)
+            description = _description(conn, out)
+            columns, arrays = _columns(conn, description, type_names, state)
+            batch = _rows(conn, out)
+            if explain:
+                rows, truncated, reason = _explain_rows(batch, max_rows, settings.max_bytes)
+            else:
+
+                def more(n: int) -> list[tuple[Any, ...]]:
+                    return _rows(conn, _trip(conn, state, [(DECLARE_PREFIX, fetch_sql(n))]))
+
+                rows, truncated, reason = _fetch(
+                    batch, first, wanted, None if done else more, settings.max_bytes, arrays
+                )
+    except _Failed as failed:
+        exc = failed.error
+        if may_retry and state.unchecked and failed.answered == 0 and not watchdog.fired:
+            raise _StaleConnection from None  # dead before BEGIN: safe to run on a fresh one
+        raise _map_error(exc, sql, failed.prefix, seconds, watchdog.fired) from None
+    except psycopg.Error as exc:  # the type lookup (_columns)
+        raise _map_error(exc, sql, "", seconds, watchdog.fired) from None
     finally:
         if watchdog.fired and not conn.closed:
             conn.close()  # the pool discards it: no stray cancel can reach its next user
+        elif not state.clean:
+            _reset(conn)  # ROLLBACK + DISCARD ALL now, in one round trip
+            state.clean = not conn.closed
     return RunResult(
         ok=True,
         columns=columns,
@@ -525,76 +912,74 @@ def _execute(
     )
 
 
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    from psycopg.pq import TransactionStatus
-
-    if conn.pgconn.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-        conn.rollback()
-
-
 def _fetch(
-    cur: Any, max_rows: int, max_bytes: int, arrays: dict[int, str] | None = None
+    batch: list[Any],
+    asked: int,
+    wanted: int,
+    more: Callable[[int], list[Any]] | None,
+    max_bytes: int,
+    arrays: dict[int, str] | None = None,
 ) -> tuple[list[list[Any]], bool, str | None]:
-    """At most max_rows rows (fetching max_rows + 1 to know), within the byte budget."""
+    """At most ``wanted - 1`` rows (``wanted`` are fetched to know), within the byte budget:
+    ``batch`` answered a FETCH of ``asked`` rows; ``more(n)`` fetches the next n (None: no more).
+
+    The budget counts the bytes of the compact JSON array of the rows. A batch is measured in
+    one go (the JSON of a list is its items' JSON, commas and brackets); only a batch that
+    crosses the budget is walked row by row, to cut it at the last row that fits."""
+    from pg_mcp.jsonsafe import json_size, row_jsonable
+
+    max_rows = wanted - 1
+    rows: list[list[Any]] = []
+    size = 2  # "[]"
+    fetched = 0
+    while True:
+        fetched += len(batch)
+        converted = [row_jsonable(raw, arrays) for raw in batch[: max_rows - len(rows)]]
+        grown = size + json_size(converted) - 2 + (1 if rows and converted else 0)
+        if max_bytes > 0 and grown > max_bytes:
+            for row in converted:
+                size += json_size(row) + (1 if rows else 0)
+                if size > max_bytes:
+                    if not rows:
+                        raise PgMcpError(
+                            "RESULT_TOO_LARGE",
+                            f"the first row alone serialises to more than max_bytes ({max_bytes:,} bytes)",
+                            hint="select fewer or narrower columns (e.g. left(col, 200)), or raise max_bytes",
+                        )
+                    return rows, True, "max_bytes"
+                rows.append(row)
+        else:
+            rows.extend(converted)
+            size = grown
+        if len(converted) < len(batch):
+            return rows, True, "max_rows"
+        if more is None or len(batch) < asked or fetched >= wanted:
+            return rows, False, None
+        asked = min(FETCH_CHUNK, wanted - fetched)
+        batch = more(asked)
+
+
+def _explain_rows(
+    batch: list[Any], max_rows: int, max_bytes: int
+) -> tuple[list[list[Any]], bool, str | None]:
+    """An EXPLAIN's output (small, already fetched), cut at max_rows and the byte budget."""
     from pg_mcp.jsonsafe import json_size, row_jsonable
 
     rows: list[list[Any]] = []
-    size = 2  # "[]"
-    wanted = max_rows + 1
-    fetched = 0
-    while fetched < wanted:
-        n = min(FETCH_CHUNK, wanted - fetched)
-        batch = cur.fetchmany(n)
-        fetched += len(batch)
-        for raw in batch:
-            if len(rows) >= max_rows:
-                return rows, True, "max_rows"
-            row = row_jsonable(raw, arrays)
-            size += json_size(row) + (1 if rows else 0)
-            if max_bytes > 0 and size > max_bytes:
-                if not rows:
-                    raise PgMcpError(
-                        "RESULT_TOO_LARGE",
-                        f"the first row alone serialises to more than max_bytes ({max_bytes:,} bytes)",
-                        hint="select fewer or narrower columns (e.g. left(col, 200)), or raise max_bytes",
-                    )
-                return rows, True, "max_bytes"
-            rows.append(row)
-        if len(batch) < n:
-            break
+    size = 2
+    for raw in batch:
+        if len(rows) >= max_rows:
+            return rows, True, "max_rows"
+        row = row_jsonable(raw)
+        size += json_size(row) + 1
+        if max_bytes > 0 and size > max_bytes and rows:
+            return rows, True, "max_bytes"
+        rows.append(row)
     return rows, False, None
 
 
-def _run_explain(
-    conn: psycopg.Connection[Any], sql: str, max_rows: int, max_bytes: int
-) -> tuple[Any, list[list[Any]], bool, str | None]:
-    """EXPLAIN cannot be a cursor: stream it (extended protocol); its output is small."""
-    from pg_mcp.jsonsafe import json_size, row_jsonable
-
-    rows: list[list[Any]] = []
-    truncated, reason, size = False, None, 2
-    with conn.cursor() as cur:
-        for raw in cur.stream(sql):
-            if truncated:
-                continue  # drain
-            if len(rows) >= max_rows:
-                truncated, reason = True, "max_rows"
-                continue
-            row = row_jsonable(raw)
-            size += json_size(row) + 1
-            if max_bytes > 0 and size > max_bytes and rows:
-                truncated, reason = True, "max_bytes"
-                continue
-            rows.append(row)
-        return cur.description or [], rows, truncated, reason
-
-
-def _explain_guard(conn: psycopg.Connection[Any], sql: str, settings: Settings) -> None:
+def _explain_guard(plans: list[Any], settings: Settings) -> None:
     max_cost, max_rows = settings.explain_max_cost, settings.explain_max_rows
-    if max_cost <= 0 and max_rows <= 0:
-        return
-    with conn.cursor() as cur:
-        plans = [row[0] for row in cur.stream(EXPLAIN_PREFIX + sql)]  # extended protocol
     top = plans[0][0]["Plan"]
     cost, rows = float(top["Total Cost"]), float(top["Plan Rows"])
     hint = "add selective filters, aggregate, or add a LIMIT; the limits are explain_max_cost / explain_max_rows"
@@ -615,15 +1000,20 @@ def _explain_guard(conn: psycopg.Connection[Any], sql: str, settings: Settings) 
 
 
 def _columns(
-    conn: psycopg.Connection[Any], description: Any, cache: dict[int, tuple[str, str | None]]
+    conn: psycopg.Connection[Any],
+    description: list[tuple[str, int]],
+    cache: dict[int, tuple[str, str | None]],
+    state: _ConnState | None = None,
 ) -> tuple[list[dict[str, str]], dict[int, str]]:
     """Column names and type names (``format_type``), and array columns (index -> delimiter).
 
     Type OIDs are looked up once per database and cached.
     """
-    oids = [int(c.type_code) for c in description]
+    oids = [oid for _, oid in description]
     missing = sorted({o for o in oids if o not in cache})
     if missing:
+        if state is not None:
+            state.clean = False  # one more statement on this connection: reset it again
         found = conn.execute(
             "SELECT t.oid::int8, format_type(t.oid, NULL), e.typdelim::text"
             " FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'"
@@ -632,9 +1022,9 @@ def _columns(
         ).fetchall()
         cache.update({int(o): (str(name), delim) for o, name, delim in found})
     columns, arrays = [], {}
-    for i, (col, oid) in enumerate(zip(description, oids, strict=True)):
-        name, delim = cache.get(oid, (str(oid), None))
-        columns.append({"name": col.name, "type": name})
+    for i, (name, oid) in enumerate(description):
+        type_name, delim = cache.get(oid, (str(oid), None))
+        columns.append({"name": name, "type": type_name})
         if delim:
             arrays[i] = delim
     return columns, arrays

@@ -486,6 +486,7 @@ class _Builder:
                 partition_key=partkey,
                 partition_bound=bound,
                 populated=bool(populated),
+                hidden_columns=[],  # introspection knows exactly what the policy removed
             )
             if t.row_estimate is None and size == 0:
                 t.row_estimate = 0  # never analysed, but its heap is empty

@@ -74,8 +74,9 @@ class Table:
     partition_bound: str | None = None
     populated: bool = True  # materialized views created WITH NO DATA are not
     # Columns the access policy removed from ``columns`` (never rendered): lets the validator
-    # refuse ``SELECT *`` exactly where a denied column exists, and only there.
-    hidden_columns: list[str] = field(default_factory=list)
+    # refuse ``SELECT *`` exactly where a denied column exists, and only there. None = not
+    # known (a hand-built model): the validator then assumes any matching pattern may apply.
+    hidden_columns: list[str] | None = None
 
     @property
     def qualified(self) -> str:

@@ -56,8 +56,11 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlglot import exp
@@ -147,7 +150,19 @@ def validate_sql(
     try:
         if settings is None:
             settings = _default_settings()
-        return _Validation(sql, database, schema, settings).run()
+        key = _VERDICTS.key(sql, database, schema, settings)
+        if key is not None and (hit := _VERDICTS.get(key, database, settings)) is not None:
+            return hit
+        validation = _Validation(sql, database, schema, settings)
+        verdict = validation.run()
+        if _stale_unknown(verdict, database, schema, settings):
+            # A table created (or a database reloaded) since the cached schema was read:
+            # re-read it once and judge again, so a retry loop is not stuck on an old schema.
+            validation = _Validation(sql, database, schema, settings)
+            verdict = validation.run()
+        if key is not None and verdict.code != "UNKNOWN_OBJECT":  # that one may go stale
+            _VERDICTS.put(key, verdict, validation.schema, settings)
+        return verdict
     except RecursionError:
         return _refuse(
             "PARSE_ERROR", "the query is too deeply nested to analyse", hint="simplify the query"
@@ -160,9 +175,114 @@ def validate_sql(
         )
 
 
+class _VerdictCache:
+    """The last VERDICT_CACHE_SIZE verdicts, so that validating the SQL that is about to run
+    (validate_sql, then run_readonly, on the same server) costs nothing the second time.
+
+    Keyed by (SQL text, database, settings: the policy and the server are in there). Used only
+    where that key determines the verdict:
+
+    - no ``schema`` argument: a caller's own model could be changed in place between calls;
+    - without a database, the verdict depends on the SQL and the policy alone;
+    - with a database, only verdicts that loaded its schema from the SchemaCache are kept (so
+      not a failed load), together with that very model object (weakly) and the SchemaCache
+      that served it. An entry holds while that cache still serves that object: a refresh
+      replaces the object, so the entry lapses by itself.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[Verdict, Any, Any]] = OrderedDict()
+
+    def key(
+        self, sql: Any, database: str | None, schema: Any, settings: Settings
+    ) -> tuple[Any, ...] | None:
+        if schema is not None or type(sql) is not str or len(sql) > VERDICT_CACHE_MAX_SQL:
+            return None
+        key = (sql, database, settings)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def get(self, key: tuple[Any, ...], database: str | None, settings: Settings) -> Verdict | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        verdict, schema_ref, cache = entry
+        if database is not None:
+            if cache is None or _CACHES.get(settings) is not cache:
+                return None
+            try:
+                current = cache.get(database)  # in memory: this cache served it before
+            except Exception:
+                return None
+            if current is not schema_ref():
+                return None
+        return _copy_verdict(verdict)
+
+    def put(self, key: tuple[Any, ...], verdict: Verdict, schema: Any, settings: Settings) -> None:
+        database = key[1]
+        if database is not None:
+            cache = _CACHES.get(settings)
+            if schema is None or cache is None:
+                return
+            try:
+                schema_ref: Any = weakref.ref(schema)
+            except TypeError:
+                return
+        else:
+            cache, schema_ref = None, None
+        with self._lock:
+            self._entries[key] = (_copy_verdict(verdict), schema_ref, cache)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _copy_verdict(verdict: Verdict) -> Verdict:
+    return replace(
+        verdict,
+        tables=list(verdict.tables),
+        functions=list(verdict.functions),
+        suggestions=list(verdict.suggestions),
+    )
+
+
+VERDICT_CACHE_SIZE = 256
+VERDICT_CACHE_MAX_SQL = 10_000  # longer SQL is validated every time (bounds the cache's memory)
+_VERDICTS = _VerdictCache(VERDICT_CACHE_SIZE)
 _DEFAULT_SETTINGS: list[Settings] = []
 _UNFILTERED: dict[tuple[int, Policy], tuple[DatabaseSchema, bool]] = {}
 _CACHES: dict[Settings, Any] = {}
+
+
+STALE_SCHEMA_SECONDS = 5.0  # an UNKNOWN_OBJECT against an older cached schema re-reads it
+
+
+def _stale_unknown(
+    verdict: Verdict, database: str | None, schema: Any, settings: Settings
+) -> bool:
+    """True (after refreshing the cached schema) when an UNKNOWN_OBJECT may be a stale cache."""
+    if verdict.code != "UNKNOWN_OBJECT" or database is None or schema is not None:
+        return False
+    cache = _schema_cache(settings)
+    age = cache.age(database)
+    if age is None or age < STALE_SCHEMA_SECONDS:
+        return False
+    try:
+        cache.refresh(database)
+    except Exception:
+        return False
+    return True
 
 
 def _schema_cache(settings: Settings) -> Any:
