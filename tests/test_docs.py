@@ -25,7 +25,8 @@ def test_every_error_code_is_in_the_readme_table(code: str) -> None:
 
 
 def test_readme_error_table_has_no_unknown_codes() -> None:
-    table_codes = set(re.findall(r"^\|\s*`([A-Z_]+)`\s*\|", README, re.MULTILINE))
+    section = README.split("## Error codes", 1)[1].split("\n## ", 1)[0]
+    table_codes = set(re.findall(r"^\|\s*`([A-Z_]+)`\s*\|", section, re.MULTILINE))
     assert table_codes <= set(CODES), f"README lists codes the code does not have: {table_codes - set(CODES)}"
 
 
@@ -59,3 +60,10 @@ def test_every_config_section_is_documented() -> None:
         assert f"[{section}]" in README, f"[{section}] missing from the configuration reference"
         for key in keys:
             assert key in README, f"config key {section}.{key} missing from README"
+
+
+def test_every_environment_variable_is_documented() -> None:
+    from pg_mcp.settings import _ENV_KEYS
+
+    missing = [var for var in (*_ENV_KEYS, "PG_MCP_CONFIG", "PG_MCP_TEST_DSN") if f"`{var}`" not in README]
+    assert not missing, f"environment variables missing from README: {missing}"
