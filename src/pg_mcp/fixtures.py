@@ -1,7 +1,9 @@
 """The fixture databases (db_pg_mcp_small/medium/large) and the real-world sample databases.
 
 Each fixture is one committed SQL file under ``fixtures/`` that generates its data inside
-PostgreSQL (generate_series + setseed), so loads are deterministic. A database is
+PostgreSQL from generate_series with a fixed seed (``setseed`` + ``random()`` for small and
+medium; a hash of the row number and a salt for large, which is then identical on every
+PostgreSQL version), so loads are deterministic. A database is
 (re)created when it is missing, when forced, or when the SHA-256 of its SQL file differs
 from the one recorded at the end of its ``COMMENT ON DATABASE`` text
 (``"pg-mcp fixture small: ... [sha256:0123456789ab]"``). The comment is written last, so an
@@ -47,8 +49,26 @@ def sql_path(name: str) -> Path:
     return FIXTURES_DIR / f"{database_name(name)}.sql"
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def read_fixture(name: str) -> tuple[str, str]:
+    """(SQL text, short SHA-256) of a fixture file, from one read so both always match."""
+    path = sql_path(name)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PgMcpError(
+            "CONFIG_ERROR",
+            f"fixture file {path.name} cannot be read: {exc.strerror or exc}",
+            hint=f"expected it under {FIXTURES_DIR}",
+        ) from None
+    return data.decode("utf-8"), _digest(data)
+
+
 def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return _digest(path.read_bytes())
 
 
 def _connect(dsn: str):  # type: ignore[no-untyped-def]
@@ -117,22 +137,27 @@ def run_script(db_dsn: str, sql: str, *, label: str) -> None:
             ) from None
 
 
-def load_into(server_dsn: str, name: str, target: str) -> None:
-    """Create database ``target`` (must not exist) and run the fixture's SQL file in it."""
+def load_into(server_dsn: str, name: str, target: str, *, sql: str | None = None) -> None:
+    """Create database ``target`` (must not exist) and run the fixture's SQL file in it.
+
+    ``target`` may be any name (tests load fixtures into scratch databases); ``sql``
+    overrides the file's text (used with the text whose hash is recorded).
+    """
     from pg_mcp.discovery import database_dsn
 
-    path = sql_path(name)
+    if sql is None:
+        sql, _ = read_fixture(name)
     with _connect(server_dsn) as conn:
         conn.execute(f"CREATE DATABASE {_ident(target)} TEMPLATE template0 ENCODING 'UTF8'")
-    run_script(database_dsn(server_dsn, target), path.read_text(encoding="utf-8"), label=path.name)
+    run_script(database_dsn(server_dsn, target), sql, label=sql_path(name).name)
 
 
-def _load(server_dsn: str, dbname: str, digest: str) -> None:
+def _load(server_dsn: str, dbname: str, sql: str, digest: str) -> None:
     staging = dbname + "__loading"
     with _connect(server_dsn) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {_ident(staging)} WITH (FORCE)")
     try:
-        load_into(server_dsn, dbname, staging)
+        load_into(server_dsn, dbname, staging, sql=sql)
         with _connect(server_dsn) as conn:
             comment = _comment(conn, staging) or f"pg-mcp fixture {dbname}"
             comment = _HASH_RE.sub("", comment).rstrip() + f" [sha256:{digest}]"
@@ -163,12 +188,12 @@ def ensure_loaded(
     with _connect(server_dsn) as lock_conn:
         for dbname in dbnames:
             start = time.monotonic()
-            digest = file_hash(sql_path(dbname))
             key = SIZES.index(dbname.removeprefix(PREFIX))
             lock_conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_BASE, key))
             try:
+                sql, digest = read_fixture(dbname)  # read under the lock, once
                 if force or recorded_hash(server_dsn, dbname) != digest:
-                    _load(server_dsn, dbname, digest)
+                    _load(server_dsn, dbname, sql, digest)
                     result[dbname] = "loaded"
                 else:
                     result[dbname] = "up to date"
@@ -212,15 +237,32 @@ def _sample_hash(files: list[Path]) -> str:
     return h.hexdigest()[:12]
 
 
+def _psql_target(db_dsn: str) -> tuple[str, dict[str, str]]:
+    """The DSN without its password, and an environment carrying it (PGPASSWORD), so the
+    password never shows up in the process list."""
+    import os
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(db_dsn)
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    if password:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo(**params), env
+
+
 def _psql_load(db_dsn: str, path: Path, label: str) -> None:
     text = _SKIP_LINE.sub("", path.read_text(encoding="utf-8"))
     psql = _psql()
+    target, env = _psql_target(db_dsn)
     proc = subprocess.run(
-        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db_dsn, "-f", "-"],
+        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", "-"],
         input=text,
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
         from pg_mcp.secrets import Redactor, dsn_password
@@ -230,7 +272,9 @@ def _psql_load(db_dsn: str, path: Path, label: str) -> None:
         raise PgMcpError("DB_ERROR", f"loading {label} failed: {err}")
 
 
-def ensure_sample_dbs(server_dsn: str, shared_dir: Path | str, force: bool = False) -> dict[str, str]:
+def ensure_sample_dbs(
+    server_dsn: str, shared_dir: Path | str, force: bool = False
+) -> dict[str, str]:
     """Load pagila and northwind from ``shared_dir`` (``../shared/databases``).
 
     Returns ``{database: "loaded" | "up to date" | "missing"}``; raises PgMcpError when the
@@ -257,7 +301,9 @@ def ensure_sample_dbs(server_dsn: str, shared_dir: Path | str, force: bool = Fal
                 staging = dbname + "__loading"
                 with _connect(server_dsn) as conn:
                     conn.execute(f"DROP DATABASE IF EXISTS {_ident(staging)} WITH (FORCE)")
-                    conn.execute(f"CREATE DATABASE {_ident(staging)} TEMPLATE template0 ENCODING 'UTF8'")
+                    conn.execute(
+                        f"CREATE DATABASE {_ident(staging)} TEMPLATE template0 ENCODING 'UTF8'"
+                    )
                 try:
                     for f in files:
                         _psql_load(database_dsn(server_dsn, staging), f, f"{dbname}/{f.name}")
@@ -266,7 +312,9 @@ def ensure_sample_dbs(server_dsn: str, shared_dir: Path | str, force: bool = Fal
                     with _connect(server_dsn) as conn:
                         conn.execute(f"DROP DATABASE IF EXISTS {_ident(dbname)} WITH (FORCE)")
                         conn.execute(f"ALTER DATABASE {_ident(staging)} RENAME TO {_ident(dbname)}")
-                        text = f"{dbname} sample database from ../shared/databases [sha256:{digest}]"
+                        text = (
+                            f"{dbname} sample database from ../shared/databases [sha256:{digest}]"
+                        )
                         conn.execute(f"COMMENT ON DATABASE {_ident(dbname)} IS {_literal(text)}")
                 except BaseException:
                     with _connect(server_dsn) as conn:
