@@ -40,7 +40,10 @@ def list_tools() -> None:
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", "pg_mcp.cli", "serve"], env=dict(os.environ), cwd=str(ROOT)
+            command=sys.executable,
+            args=["-m", "pg_mcp.cli", "serve"],
+            env={**os.environ, "PG_MCP_LOG_LEVEL": os.environ.get("PG_MCP_LOG_LEVEL", "WARNING")},
+            cwd=str(ROOT),
         )
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
@@ -50,10 +53,14 @@ def list_tools() -> None:
                 print(f"  - {tool.name}: {first}")
             result = await session.call_tool(
                 "run_readonly",
-                {"sql": "SELECT status, count(*) AS orders FROM orders GROUP BY status ORDER BY 2 DESC",
-                 "database": "db_pg_mcp_small"},
+                {
+                    "sql": "SELECT status, count(*) AS orders FROM orders GROUP BY status ORDER BY 2 DESC, 1",
+                    "database": "db_pg_mcp_small",
+                },
             )
-            print(f"  run_readonly -> is_error={result.is_error}: {result.structured_content or result.content}")
+            print(
+                f"  run_readonly -> is_error={result.is_error}: {result.structured_content or result.content}"
+            )
 
     anyio.run(main)
 
@@ -68,7 +75,15 @@ def main() -> int:
 
     if not args.skip_references:
         step("2. Markdown references for the agent (references/)")
-        pgmcp("references", "--db", "db_pg_mcp_small", "--db", "db_pg_mcp_medium", "--db", "db_pg_mcp_large")
+        pgmcp(
+            "references",
+            "--db",
+            "db_pg_mcp_small",
+            "--db",
+            "db_pg_mcp_medium",
+            "--db",
+            "db_pg_mcp_large",
+        )
 
     step("3. The safety core refuses anything that is not one read-only query")
     for sql in (
@@ -81,9 +96,13 @@ def main() -> int:
 
     step("4. A question's SQL, validated and run read-only (timeouts, row and byte caps)")
     pgmcp(
-        "run", "--db", "db_pg_mcp_small", "--max-rows", "10",
+        "run",
+        "--db",
+        "db_pg_mcp_small",
+        "--max-rows",
+        "10",
         "SELECT c.name AS category, count(*) AS products, round(avg(p.price), 2) AS avg_price "
-        "FROM products p JOIN categories c ON c.id = p.category_id GROUP BY c.name ORDER BY products DESC",
+        "FROM products p JOIN categories c ON c.category_id = p.category_id GROUP BY c.name ORDER BY products DESC, category",
         check=False,
     )
 
@@ -92,10 +111,22 @@ def main() -> int:
 
     step("6. ask: natural language in, safe SQL and its result out")
     if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
-        pgmcp("ask", "--db", "db_pg_mcp_small", "--return", "both", "每个类别有多少个商品？", check=False)
+        pgmcp(
+            "ask",
+            "--db",
+            "db_pg_mcp_small",
+            "--return",
+            "both",
+            "每个类别有多少个商品？",
+            check=False,
+        )
     else:
-        print("  skipped: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local endpoint) to try `pg-mcp ask`.")
-        print("  In Claude Code no key is needed: open this folder and ask; the pg-mcp skill does the rest.")
+        print(
+            "  skipped: set OPENAI_API_KEY (or OPENAI_BASE_URL for a local endpoint) to try `pg-mcp ask`."
+        )
+        print(
+            "  In Claude Code no key is needed: open this folder and ask; the pg-mcp skill does the rest."
+        )
     print("\nDone. Next: `make test`, or open this folder in Claude Code and ask a question.")
     return 0
 
