@@ -1,0 +1,142 @@
+"""Benchmark: validate_sql latency vs a bare ``sqlglot.parse`` of the same texts, same run.
+
+Texts: the expected SQL of fixtures/TEST_QUERIES.md (accepted: the full path, parse and
+tree walk) and tests/corpus/hostile.txt (refused, most before or right after parsing).
+Each text is timed ``--repeat`` times with both, interleaved; a text's figure is its median,
+and the printed figures are medians over texts, in microseconds::
+
+    validate_median_us: ...            validate_sql(sql), no database (pure core)
+    sqlglot_parse_median_us: ...       sqlglot.parse(sql, read="postgres")
+    validate_vs_parse_ratio: ...       target <= 1.5
+
+plus the same per corpus and the cached path. validate_sql keeps a small cache of recent
+verdicts; every timed call gets a text never seen before (a distinct leading comment, given
+to sqlglot too), so only the uncached path is measured except where it says ``cached``.
+
+    uv run python bench/bench_validate.py [--repeat 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def hostile_texts(path: Path = ROOT / "tests" / "corpus" / "hostile.txt") -> list[str]:
+    """The SQL of every case ("@@ CODE | what" line, then SQL up to the next "@@")."""
+    cases: list[list[str]] = []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line.startswith("@@"):
+            cases.append([])
+        elif cases:
+            cases[-1].append(line)
+    out = []
+    for lines in cases:
+        while lines and (not lines[-1].strip() or lines[-1].startswith("# ----")):
+            lines.pop()
+        text = "\n".join(lines).strip()
+        if text:
+            out.append(text)
+    return out
+
+
+def test_query_texts(path: Path = ROOT / "fixtures" / "TEST_QUERIES.md") -> list[str]:
+    from pg_mcp.testqueries import load_test_queries
+
+    return [c.sql for c in load_test_queries(path)]
+
+
+class Unique:
+    """A fresh leading comment per call, so no verdict cache can answer."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, sql: str) -> str:
+        self.n += 1
+        return f"/* {self.n} */ {sql}"
+
+
+def timed_us(fn: Callable[[str], object], sql: str) -> float:
+    t0 = time.perf_counter_ns()
+    fn(sql)
+    return (time.perf_counter_ns() - t0) / 1000
+
+
+def measure(texts: list[str], repeat: int) -> tuple[list[float], list[float], list[float]]:
+    """Per text: (validate median, parse median, cached validate median) in microseconds."""
+    import sqlglot
+
+    from pg_mcp.settings import Settings
+    from pg_mcp.validator import validate_sql
+
+    settings = Settings()
+    unique = Unique()
+
+    def parse(sql: str) -> object:
+        try:
+            return sqlglot.parse(sql, read="postgres")
+        except Exception:  # hostile texts: a parse error is a result too
+            return None
+
+    def validate(sql: str) -> object:
+        return validate_sql(sql, settings=settings)
+
+    for sql in texts:  # warm-up: imports, sqlglot's tries, first-call costs
+        validate(unique(sql))
+        parse(unique(sql))
+    v_med, p_med, c_med = [], [], []
+    for sql in texts:
+        v, p, c = [], [], []
+        for _ in range(repeat):
+            v.append(timed_us(validate, unique(sql)))
+            p.append(timed_us(parse, unique(sql)))
+            cached = unique(sql)
+            validate(cached)
+            c.append(timed_us(validate, cached))
+        v_med.append(statistics.median(v))
+        p_med.append(statistics.median(p))
+        c_med.append(statistics.median(c))
+    return v_med, p_med, c_med
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=15, help="timings per text and function")
+    args = ap.parse_args(argv)
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+    corpora = {"test_queries": test_query_texts(), "hostile": hostile_texts()}
+    results = {name: measure(texts, max(1, args.repeat)) for name, texts in corpora.items()}
+    v_all = [x for r in results.values() for x in r[0]]
+    p_all = [x for r in results.values() for x in r[1]]
+    c_all = [x for r in results.values() for x in r[2]]
+
+    print(f"texts: {len(v_all)}")
+    for name, texts in corpora.items():
+        print(f"{name}_texts: {len(texts)}")
+    v, p = statistics.median(v_all), statistics.median(p_all)
+    print(f"validate_median_us: {v:.1f}")
+    print(f"sqlglot_parse_median_us: {p:.1f}")
+    print(f"validate_vs_parse_ratio: {v / p:.2f}")
+    print(f"validate_total_vs_parse_total_ratio: {sum(v_all) / sum(p_all):.2f}")
+    for name, (vs, ps, _) in results.items():
+        vm, pm = statistics.median(vs), statistics.median(ps)
+        print(f"validate_{name}_median_us: {vm:.1f}")
+        print(f"sqlglot_parse_{name}_median_us: {pm:.1f}")
+        print(f"validate_vs_parse_{name}_ratio: {vm / pm:.2f}")
+    print(f"validate_p95_us: {statistics.quantiles(v_all, n=20)[-1]:.1f}")
+    print(f"validate_cached_median_us: {statistics.median(c_all):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

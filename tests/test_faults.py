@@ -1,0 +1,513 @@
+"""Faults with real processes: the database goes away and comes back, a runaway query, a model
+endpoint that rate-limits, fails or stalls.
+
+The database is a private PostgreSQL (tests/pgtemp.py: TCP, password authentication, a
+distinctive password) that these tests stop and restart; the shared server is never touched.
+The model is the stand-in Chat Completions server (tests/standin_model.py) behind the real
+``openai`` client; the MCP server is driven by the SDK's own client (in memory, and
+``pg-mcp serve --transport http`` as a subprocess).
+
+Timing bounds are generous on purpose (2 cores, loaded CI): each states the issue's figure
+and the margin allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from pgtemp import PASSWORD, PgTemp, free_port, pgtemp_fixture  # noqa: F401
+from standin_model import (  # noqa: F401
+    StandinModel,
+    gen,
+    is_judge_request,
+    judge,
+    standin_fixture,
+    status,
+)
+
+BIN = Path(sys.executable).parent
+PGMCP = str(BIN / "pg-mcp")
+API_KEY = "sk-test-FAULTS-7c1e9b2d4a6f8e0c"
+DB = "faults"
+ROWS = 100
+RUNAWAY = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def faults_db(pgtemp: PgTemp) -> str:
+    return pgtemp.create_database(
+        DB,
+        f"CREATE TABLE t (id int PRIMARY KEY, label text NOT NULL);"
+        f"INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, {ROWS}) g; ANALYZE t;",
+    )
+
+
+@pytest.fixture
+def up(pgtemp: PgTemp, faults_db: str) -> Iterator[PgTemp]:
+    """The private server, running before and after the test (whatever the test did to it)."""
+    pgtemp.start()
+    try:
+        yield pgtemp
+    finally:
+        pgtemp.start()
+
+
+def make_settings(pg: PgTemp, tmp_path: Path, **changes: Any) -> Any:
+    from pg_mcp.settings import Settings
+
+    changes.setdefault("connect_timeout", 2.0)
+    changes.setdefault("statement_timeout", 3.0)
+    return Settings(
+        dsn=pg.dsn,
+        home=tmp_path / "home",
+        include=(DB,),
+        references_dir=tmp_path / "references",
+        **changes,
+    )
+
+
+def cli_env(pg: PgTemp, tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PG_MCP_DSN": pg.dsn,
+        "PG_MCP_HOME": str(tmp_path / "home"),
+        "PG_MCP_CONFIG": str(write_config(tmp_path)),
+    }
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "pg-mcp.toml"
+    path.write_text(
+        f'[databases]\ninclude = ["{DB}"]\n\n[limits]\nconnect_timeout = 2\nstatement_timeout = 3\n{extra}'
+    )
+    return path
+
+
+def text_of(result: Any) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+def code_of(result: Any) -> str:
+    text = re.sub(r"^Error executing tool \w+: ", "", text_of(result))
+    return text.split(":", 1)[0]
+
+
+@asynccontextmanager
+async def mcp_client(settings: Any, **kwargs: Any) -> AsyncIterator[Any]:
+    from mcp.client import Client
+
+    from pg_mcp.server import build_server
+
+    async with Client(build_server(settings, **kwargs)) as client:
+        yield client
+
+
+async def timed_call(client: Any, tool: str, args: dict[str, Any]) -> tuple[Any, float]:
+    t0 = time.monotonic()
+    res = await client.call_tool(tool, args)
+    return res, time.monotonic() - t0
+
+
+# --- the database is down at start ---------------------------------------------------------
+
+
+def test_cli_run_with_database_down_gives_connection_error_without_the_password(
+    up: PgTemp, tmp_path: Path
+) -> None:
+    env = cli_env(up, tmp_path)
+    up.stop()
+    outputs = []
+    for args in (["--json"], []):
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [PGMCP, "run", "--db", DB, *args, "SELECT count(*) FROM t"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - t0
+        outputs += [proc.stdout, proc.stderr]
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        # bounded by connect_timeout (2 s here) plus the interpreter's start: allow 10 s
+        assert elapsed < 10, elapsed
+        if args:
+            out = json.loads(proc.stdout)
+            assert out["ok"] is False and out["code"] == "CONNECTION_ERROR", out
+            assert out["message"]
+        else:
+            assert proc.stdout == ""
+            assert proc.stderr.startswith("error CONNECTION_ERROR: "), proc.stderr
+    for text in outputs:
+        assert PASSWORD not in text
+
+
+def test_cli_run_against_a_blackholed_address_is_bounded_by_connect_timeout(
+    tmp_path: Path,
+) -> None:
+    """A server that never answers (nothing listening behind a non-routable address is not
+    available offline, so: a listening socket that never speaks) still ends in CONNECTION_ERROR."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # accepts TCP connections, never answers the startup packet
+        port = silent.getsockname()[1]
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PG_MCP_DSN": f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres",
+            "PG_MCP_HOME": str(tmp_path / "home"),
+            "PG_MCP_CONFIG": str(write_config(tmp_path)),
+        }
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [PGMCP, "run", "--db", DB, "--json", "SELECT 1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - t0
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 1 and out["code"] == "CONNECTION_ERROR", out
+    # connect_timeout = 2 s (libpq may try twice: IPv4 and a retry); allow 15 s in all
+    assert elapsed < 15, elapsed
+    assert PASSWORD not in proc.stdout + proc.stderr
+
+
+# --- the database goes away mid-session ------------------------------------------------------
+
+
+def pool_connections(pg: PgTemp) -> int:
+    import psycopg
+
+    with psycopg.connect(pg.dsn_for(DB), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg-mcp'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.anyio
+async def test_mcp_server_survives_a_database_restart_between_calls(
+    up: PgTemp, tmp_path: Path
+) -> None:
+    """Restarted under a full idle pool (4 dead connections): the very next call succeeds,
+    at once (health check on checkout; the first dead connection drains the pool)."""
+    settings = make_settings(up, tmp_path, pool_max_size=4)
+    busy = {"sql": "SELECT count(*) FROM generate_series(1, 3000000)", "database": DB}
+    sql = {"sql": "SELECT count(*) AS n FROM t", "database": DB}
+    async with mcp_client(settings, warm_up=False) as client:
+        async with anyio.create_task_group() as tg:  # open all four pooled connections
+            for _ in range(4):
+                tg.start_soon(client.call_tool, "run_readonly", busy)
+        assert await anyio.to_thread.run_sync(pool_connections, up) == 4
+        await anyio.to_thread.run_sync(up.restart)  # every pooled connection is now dead
+        after, elapsed = await timed_call(client, "run_readonly", sql)
+        again = await client.call_tool("run_readonly", sql)
+    assert not after.is_error, text_of(after)
+    assert after.structured_content["rows"] == [[ROWS]]
+    assert not again.is_error, text_of(again)
+    # a reconnect (milliseconds), not the pool's 1 + 2 + 4 s backoff over dead connections,
+    # nor a timeout (connect_timeout + statement_timeout = 5 s here)
+    assert elapsed < 3, elapsed
+
+
+@pytest.mark.anyio
+async def test_mcp_server_database_down_then_back_without_restarting_pg_mcp(
+    up: PgTemp, tmp_path: Path
+) -> None:
+    settings = make_settings(up, tmp_path)
+    sql = {"sql": "SELECT count(*) AS n FROM t", "database": DB}
+    texts: list[str] = []
+    async with mcp_client(settings, warm_up=False) as client:
+        first = await client.call_tool("run_readonly", sql)
+        assert not first.is_error, text_of(first)
+
+        await anyio.to_thread.run_sync(up.stop)
+        down, down_s = await timed_call(client, "run_readonly", sql)
+        again, again_s = await timed_call(client, "run_readonly", sql)
+        # validation needs no database: it keeps answering
+        verdict = await client.call_tool("validate_sql", {"sql": "SELECT 1; DROP TABLE t"})
+        texts += [text_of(down), text_of(again)]
+
+        await anyio.to_thread.run_sync(up.start)
+        back, back_s = await timed_call(client, "run_readonly", sql)
+
+    assert down.is_error and code_of(down) == "CONNECTION_ERROR", text_of(down)
+    assert again.is_error and code_of(again) == "CONNECTION_ERROR", text_of(again)
+    # The server refuses connections: both fail fast (milliseconds). The bound is the pool's
+    # wait, connect_timeout + statement_timeout = 2 + 3 s here, which must never be exceeded.
+    assert down_s < 2 + 3, down_s
+    assert again_s < 2 + 3, again_s
+    assert verdict.structured_content["code"] == "MULTIPLE_STATEMENTS"
+    assert not back.is_error, text_of(back)
+    assert back.structured_content["rows"] == [[ROWS]]
+    assert back_s < 5, back_s
+    for text in texts:
+        assert PASSWORD not in text
+
+
+@pytest.mark.anyio
+async def test_http_server_subprocess_rides_out_a_database_outage(
+    up: PgTemp, tmp_path: Path
+) -> None:
+    """`pg-mcp serve --transport http` as users run it: down -> CONNECTION_ERROR, up -> rows;
+    the password appears nowhere (tool results, stdout, stderr logs)."""
+    from mcp.client import Client
+
+    port = free_port()
+    env = cli_env(up, tmp_path) | {"PG_MCP_LOG_LEVEL": "INFO"}
+    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
+    with out.open("wb") as fo, err.open("wb") as fe:
+        proc = subprocess.Popen(
+            [PGMCP, "serve", "--transport", "http", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fo,
+            stderr=fe,
+        )
+    base = f"http://127.0.0.1:{port}"
+    texts: list[str] = []
+    try:
+        await anyio.to_thread.run_sync(wait_healthy, base, proc, err)
+        sql = {"sql": "SELECT label FROM t WHERE id = 7", "database": DB}
+        async with Client(f"{base}/mcp") as client:
+            ok = await client.call_tool("run_readonly", sql)
+            await anyio.to_thread.run_sync(up.stop)
+            down, down_s = await timed_call(client, "run_readonly", sql)
+            await anyio.to_thread.run_sync(up.start)
+            back = await client.call_tool("run_readonly", sql)
+            texts += [text_of(ok), text_of(down), text_of(back)]
+    finally:
+        stop_process(proc)
+    assert ok.structured_content["rows"] == [["row 7"]]
+    assert down.is_error and code_of(down) == "CONNECTION_ERROR", text_of(down)
+    assert down_s < 2 + 3 + 5, down_s  # connect_timeout + statement_timeout, + margin
+    assert not back.is_error and back.structured_content["rows"] == [["row 7"]], text_of(back)
+    stderr = err.read_text()
+    assert "tool_call" in stderr and out.read_text() == ""
+    for text in [*texts, stderr]:
+        assert PASSWORD not in text
+
+
+@pytest.mark.anyio
+async def test_http_server_started_while_the_database_is_down(up: PgTemp, tmp_path: Path) -> None:
+    """Down at start: the server still comes up and lists its tools, calls fail with
+    CONNECTION_ERROR, and the first call after the database starts succeeds."""
+    from mcp.client import Client
+
+    up.stop()
+    port = free_port()
+    env = cli_env(up, tmp_path) | {"PG_MCP_LOG_LEVEL": "INFO"}
+    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
+    with out.open("wb") as fo, err.open("wb") as fe:
+        proc = subprocess.Popen(
+            [PGMCP, "serve", "--transport", "http", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fo,
+            stderr=fe,
+        )
+    base = f"http://127.0.0.1:{port}"
+    texts: list[str] = []
+    try:
+        await anyio.to_thread.run_sync(wait_healthy, base, proc, err)
+        sql = {"sql": "SELECT count(*) AS n FROM t", "database": DB}
+        async with Client(f"{base}/mcp") as client:
+            tools = (await client.list_tools()).tools
+            down, down_s = await timed_call(client, "run_readonly", sql)
+            await anyio.to_thread.run_sync(up.start)
+            back = await client.call_tool("run_readonly", sql)
+            texts += [text_of(down), text_of(back)]
+    finally:
+        stop_process(proc)
+    assert len(tools) == 3
+    assert down.is_error and code_of(down) == "CONNECTION_ERROR", text_of(down)
+    assert down_s < 2 + 3 + 5, down_s  # connection refused: fast; the bound is generous
+    assert not back.is_error and back.structured_content["rows"] == [[ROWS]], text_of(back)
+    stderr = err.read_text()
+    assert "warm_up_failed" in stderr  # logged, not fatal
+    for text in [*texts, stderr, out.read_text()]:
+        assert PASSWORD not in text
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], err: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"pg-mcp serve exited: {err.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError("pg-mcp serve --transport http did not come up")
+        time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- a runaway query ---------------------------------------------------------------------------
+
+
+def backends_running(pg: PgTemp, marker: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT pid, state, query FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND state <> 'idle' AND query LIKE %s",
+            [f"%{marker}%"],
+        ).fetchall()
+
+
+def test_runaway_query_under_1s_timeout_ends_in_about_2s_leaving_no_backend(
+    up: PgTemp, tmp_path: Path
+) -> None:
+    from pg_mcp.executor import Pools, run_readonly
+
+    marker = f"runaway_{uuid.uuid4().hex[:12]}"
+    sql = f"/* {marker} */ {RUNAWAY}"
+    with Pools(make_settings(up, tmp_path)) as pools:
+        run_readonly("SELECT 1", DB, pools=pools)  # the pool is warm: time the query alone
+        t0 = time.monotonic()
+        result = run_readonly(sql, DB, pools=pools, timeout=1.0)
+        elapsed = time.monotonic() - t0
+        left = backends_running(up, marker)
+        still_ok = run_readonly("SELECT count(*) FROM t", DB, pools=pools)
+    assert result.ok is False and result.code == "TIMEOUT", result.to_dict()
+    assert result.sqlstate == "57014"
+    assert 0.9 < elapsed < 5, elapsed  # "within about 2 s": the statement timeout is 1 s
+    assert left == [], left  # cancelled on the server, not merely abandoned by the client
+    assert still_ok.ok and still_ok.rows == [[ROWS]]  # the pooled connection is reusable
+
+
+def test_runaway_query_through_the_cli(up: PgTemp, tmp_path: Path) -> None:
+    marker = f"runaway_{uuid.uuid4().hex[:12]}"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [PGMCP, "run", "--db", DB, "--timeout", "1", "--json", f"/* {marker} */ {RUNAWAY}"],
+        env=cli_env(up, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - t0
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 1 and out["code"] == "TIMEOUT", out
+    assert out["elapsed_ms"] < 5000, out  # ~1 s of statement timeout; generous bound
+    assert elapsed < 15, elapsed  # the interpreter's start included
+    assert backends_running(up, marker) == []
+
+
+# --- the model endpoint ------------------------------------------------------------------------
+
+GOOD_SQL = "SELECT count(*) AS n FROM t"
+QUESTION = "How many rows does t have?"
+
+
+def ask_settings(pg: PgTemp, tmp_path: Path, model: StandinModel | str, **changes: Any) -> Any:
+    url = model if isinstance(model, str) else model.base_url
+    changes.setdefault("llm_deadline", 20.0)
+    changes.setdefault("llm_timeout", 10.0)
+    return make_settings(
+        pg, tmp_path, openai_base_url=url, openai_api_key=API_KEY, model="standin-1", **changes
+    )
+
+
+@pytest.mark.anyio
+async def test_ask_tool_answers_after_429_then_500(
+    up: PgTemp, tmp_path: Path, standin: StandinModel
+) -> None:
+    standin.script = [
+        status(429, {"Retry-After": "0"}),
+        status(500),
+        gen(GOOD_SQL, "counts the rows", ["public.t"]),
+        judge(9, "counts every row of t"),
+    ]
+    async with mcp_client(ask_settings(up, tmp_path, standin), warm_up=False) as client:
+        res, elapsed = await timed_call(
+            client, "ask", {"question": QUESTION, "database": DB, "return_type": "both"}
+        )
+    assert not res.is_error, text_of(res)
+    a = res.structured_content
+    assert a["sql"] == GOOD_SQL and a["result"]["rows"] == [[ROWS]]
+    assert a["score"] == 9 and a["attempts"] == 1 and a["low_confidence"] is False
+    assert len(standin.requests) == 4  # 429, 500, the generation, the judgement
+    assert elapsed < 15, elapsed  # two short backoffs (Retry-After: 0, then <= 1 s of jitter)
+
+
+@pytest.mark.anyio
+async def test_ask_tool_endpoint_failing_for_good_gives_llm_error_within_the_deadline(
+    up: PgTemp, tmp_path: Path, standin: StandinModel
+) -> None:
+    standin.default = status(500, body={"error": {"message": f"upstream broke, key {API_KEY}"}})
+    deadline = 3.0
+    settings = ask_settings(up, tmp_path, standin, llm_deadline=deadline, llm_timeout=2.0)
+    async with mcp_client(settings, warm_up=False) as client:
+        res, elapsed = await timed_call(client, "ask", {"question": QUESTION, "database": DB})
+    assert res.is_error and code_of(res) == "LLM_ERROR", text_of(res)
+    assert len(standin.requests) >= 2  # it was retried
+    assert elapsed < deadline + 2, elapsed  # within the deadline (+2 s for the MCP round trip)
+    assert API_KEY not in text_of(res)
+
+
+@pytest.mark.anyio
+async def test_ask_tool_dead_endpoint_gives_llm_error_within_the_deadline(
+    up: PgTemp, tmp_path: Path
+) -> None:
+    deadline = 3.0
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    settings = ask_settings(up, tmp_path, url, llm_deadline=deadline, llm_timeout=2.0)
+    async with mcp_client(settings, warm_up=False) as client:
+        res, elapsed = await timed_call(client, "ask", {"question": QUESTION, "database": DB})
+    assert res.is_error and code_of(res) == "LLM_ERROR", text_of(res)
+    assert elapsed < deadline + 2, elapsed
+    assert API_KEY not in text_of(res)
+
+
+@pytest.mark.anyio
+async def test_ask_tool_model_slower_than_the_deadline_gives_llm_timeout(
+    up: PgTemp, tmp_path: Path, standin: StandinModel
+) -> None:
+    standin.default = {"delay": 30.0, **gen(GOOD_SQL)}
+    deadline = 1.5
+    settings = ask_settings(up, tmp_path, standin, llm_deadline=deadline, llm_timeout=10.0)
+    async with mcp_client(settings, warm_up=False) as client:
+        res, elapsed = await timed_call(client, "ask", {"question": QUESTION, "database": DB})
+    assert res.is_error and code_of(res) == "LLM_TIMEOUT", text_of(res)
+    assert elapsed < deadline + 2, elapsed
+    assert API_KEY not in text_of(res)
