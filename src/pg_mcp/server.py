@@ -198,6 +198,7 @@ class ServerState:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _server_lock: threading.Lock = field(default_factory=threading.Lock)
+    _discovery_lock: threading.Lock = field(default_factory=threading.Lock)
     _server_ready: bool = False
 
     # --- blocking parts (run in worker threads) ----------------------------------------
@@ -231,12 +232,15 @@ class ServerState:
             return self._cache
 
     def databases_sync(self, refresh: bool = False) -> list[DatabaseInfo]:
-        if self._databases is None or refresh:
-            from pg_mcp.discovery import list_databases
+        if self._databases is not None and not refresh:
+            return self._databases
+        with self._discovery_lock:  # concurrent first calls share one discovery
+            if self._databases is None or refresh:
+                from pg_mcp.discovery import list_databases
 
-            self.server_sync()
-            self._databases = list_databases(self.settings)
-        return self._databases
+                self.server_sync()
+                self._databases = list_databases(self.settings)
+            return self._databases
 
     def schema_sync(self, database: str, refresh: bool = False) -> DatabaseSchema:
         self.server_sync()
