@@ -53,6 +53,7 @@ Known limits (the executor's read-only transaction is the backstop for all of th
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import logging
 import re
@@ -60,7 +61,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlglot import exp
@@ -81,6 +82,19 @@ MAX_NESTING = 256  # parentheses; deeper input is refused before sqlglot recurse
 FRAGMENT_CHARS = 80
 
 _DIALECT = Postgres()
+
+
+class _SqlglotTools(threading.local):
+    """A tokenizer and a parser per thread, reused: building sqlglot's tokenizer core costs
+    more than tokenizing a short query. Both reset themselves at the start of every use."""
+
+    def __init__(self) -> None:
+        self.tokenizer = _DIALECT.tokenizer()
+        self.parser = _DIALECT.parser(error_level=ErrorLevel.RAISE)
+
+
+_TOOLS = _SqlglotTools()
+_KEEP_TEXT = 4096  # the tools may hold on to the last text (and its tokens) up to this size
 
 
 class _QuietFallback(logging.Filter):
@@ -200,7 +214,10 @@ class _VerdictCache:
     ) -> tuple[Any, ...] | None:
         if schema is not None or type(sql) is not str or len(sql) > VERDICT_CACHE_MAX_SQL:
             return None
-        key = (sql, database, settings)
+        skey = _settings_key(settings)
+        if skey is None:
+            return None
+        key = (sql, database, skey)
         try:
             hash(key)
         except TypeError:
@@ -237,24 +254,66 @@ class _VerdictCache:
                 return
         else:
             cache, schema_ref = None, None
+        entry = (_copy_verdict(verdict), schema_ref, cache)
+        entries = self._entries
         with self._lock:
-            self._entries[key] = (_copy_verdict(verdict), schema_ref, cache)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            if key in entries:
+                entries.move_to_end(key)
+            entries[key] = entry  # a new key goes last
+            while len(entries) > self.size:
+                entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
 
 
+class _SettingsKey:
+    """Stands for a Settings object in verdict cache keys: equal to it (and to any equal
+    Settings), with the same hash, computed once (a frozen dataclass rehashes every field
+    on every dict operation)."""
+
+    __slots__ = ("hash", "settings")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hash = hash(settings)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _SettingsKey):
+            other = other.settings
+        return self.settings is other or bool(self.settings == other)
+
+
+_SETTINGS_KEYS: dict[int, _SettingsKey] = {}
+
+
+def _settings_key(settings: Settings) -> _SettingsKey | None:
+    """The key of ``settings`` (memoised by identity; the key holds the object, so its id
+    cannot be reused while it is remembered), or None when it is not hashable."""
+    found = _SETTINGS_KEYS.get(id(settings))
+    if found is not None and found.settings is settings:
+        return found
+    try:
+        found = _SettingsKey(settings)
+    except TypeError:
+        return None
+    if len(_SETTINGS_KEYS) > 32:
+        _SETTINGS_KEYS.clear()
+    _SETTINGS_KEYS[id(settings)] = found
+    return found
+
+
 def _copy_verdict(verdict: Verdict) -> Verdict:
-    return replace(
-        verdict,
-        tables=list(verdict.tables),
-        functions=list(verdict.functions),
-        suggestions=list(verdict.suggestions),
-    )
+    new = object.__new__(Verdict)
+    new.__dict__.update(verdict.__dict__)
+    new.tables = list(verdict.tables)
+    new.functions = list(verdict.functions)
+    new.suggestions = list(verdict.suggestions)
+    return new
 
 
 VERDICT_CACHE_SIZE = 256
@@ -268,9 +327,7 @@ _CACHES: dict[Settings, Any] = {}
 STALE_SCHEMA_SECONDS = 5.0  # an UNKNOWN_OBJECT against an older cached schema re-reads it
 
 
-def _stale_unknown(
-    verdict: Verdict, database: str | None, schema: Any, settings: Settings
-) -> bool:
+def _stale_unknown(verdict: Verdict, database: str | None, schema: Any, settings: Settings) -> bool:
     """True (after refreshing the cached schema) when an UNKNOWN_OBJECT may be a stale cache."""
     if verdict.code != "UNKNOWN_OBJECT" or database is None or schema is not None:
         return False
@@ -357,6 +414,7 @@ _LEX_RX = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+_WORD_RX = re.compile(rf"[{_W}][0-9${_W}]*")  # iter_lex's word, where no other token starts
 _STD_BODY = re.compile(r"(?:[^']++|'')*+'", re.DOTALL)
 _ESC_BODY = re.compile(r"(?:[^'\\]++|\\.|'')*+'", re.DOTALL)
 _QID_BODY = re.compile(r'(?:[^"]++|"")*+"', re.DOTALL)
@@ -719,7 +777,10 @@ _KINDS: dict[type, int] = {}
 
 
 def _classify(cls: type) -> int:
-    if issubclass(cls, _STATEMENT_NODES):
+    """The walk's kind of a class (anything that is not a sqlglot node counts as a leaf)."""
+    if not issubclass(cls, exp.Expression):
+        k = K_LEAF
+    elif issubclass(cls, _STATEMENT_NODES):
         k = K_STMT
     elif cls is exp.Select:
         k = K_SELECT
@@ -755,6 +816,10 @@ def _classify(cls: type) -> int:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _token_start(token: Any) -> int:
+    return token.start  # type: ignore[no-any-return]
 
 
 def _fragment(text: str, limit: int = FRAGMENT_CHARS) -> str:
@@ -861,6 +926,7 @@ _NOT_CALLS: tuple[type, ...] = tuple(
     if isinstance(c, type)
 )
 _TYPED: dict[type, tuple[str, Family | None]] = {}
+_IS_CALL: dict[type, bool] = {}  # class -> not one of _NOT_CALLS (Anonymous always is)
 
 
 def _typed_function(cls: type) -> tuple[str, Family | None]:
@@ -1022,6 +1088,14 @@ class _Validation:
         self.columns: list[tuple[exp.Column, _Scope | None]] = []
         self.stars: list[tuple[exp.Expression, str | None, _Scope | None]] = []
         self._restrictive = False  # the policy denies something
+        # scopes' sources and aliases, columns and stars: only read to check column names
+        # (a database schema) or column denials
+        self._names = bool(
+            database is not None or schema is not None or settings.policy.deny_columns
+        )
+        self._flat: _Scope | None = None
+        self._spans: dict[int, tuple[exp.Expression, tuple[int, int] | None]] = {}
+        self.tokens: list[Any] = []  # sqlglot's tokens of the parsed text
 
     # -- entry ------------------------------------------------------------------------------
     def run(self) -> Verdict:
@@ -1054,10 +1128,15 @@ class _Validation:
             self._multiple(len(starts), starts[1])
         if backslash:
             self._backslash_reading(sql)
-        stmt = _Tokens(iter_lex(sql, starts[0]))
+        first = starts[0]
         if "&" in sql and '"' in sql:
+            stmt = _Tokens(iter_lex(sql, first))
             self._check_unicode_identifiers(stmt)
-        start = self._first_keyword(stmt)
+            start = self._first_keyword(stmt)
+        else:
+            start = self._plain_first_keyword(first)
+            if start is None:
+                start = self._first_keyword(_Tokens(iter_lex(sql, first)))
         root = self._parse(start)
         self._walk(root)
         return self._finish()
@@ -1150,6 +1229,20 @@ class _Validation:
 
     def _text_of(self, t: Lex | None) -> str:
         return self.sql[t.start : t.end] if t is not None else ""
+
+    def _plain_first_keyword(self, first: int) -> int | None:
+        """_first_keyword for the usual case, a statement that starts with the word SELECT,
+        WITH, TABLE or VALUES (iter_lex reads a word there exactly so); None otherwise."""
+        m = _WORD_RX.match(self.sql, first)
+        if m is None:
+            return None
+        word = m.group().upper()
+        if word == "SELECT" or word == "WITH":
+            return first
+        if word == "TABLE" or word == "VALUES":
+            self.kind = word.lower()
+            return first
+        return None
 
     def _first_keyword(self, stmt: _Tokens) -> int:
         """Check the statement's leading keyword(s); return the offset where sqlglot starts."""
@@ -1294,8 +1387,42 @@ class _Validation:
     def _parse(self, start: int) -> exp.Expression:
         text = self.sql[start:] if start else self.sql
         self.base = start
+        tools = _TOOLS
         try:
-            tokens = _DIALECT.tokenize(text)
+            trees = self._parse_text(text, start, tools)
+        finally:
+            if len(text) > _KEEP_TEXT:  # let go of a long text and its tokens
+                tools.parser.reset()
+                tools.tokenizer.tokenize("")
+        trees = [t for t in trees if t is not None]
+        if not trees:
+            self.refuse("EMPTY", f"no SQL statement found; {ALLOWED}")
+        if len(trees) > 1 or isinstance(trees[0], exp.Block):
+            self._multiple(max(2, len(trees)), start)
+        root = trees[0]
+        inner = root
+        while isinstance(inner, exp.Subquery):
+            inner = inner.this
+        if not isinstance(inner, _QUERY_ROOTS):
+            if isinstance(inner, _STATEMENT_NODES) and not isinstance(inner, exp.Command):
+                name = inner.key.upper()
+                self.refuse(
+                    "NOT_READ_ONLY",
+                    f"{name} is not a read-only query; {ALLOWED}: {_fragment(text)}",
+                    hint="pg-mcp only reads data: rewrite the request as a SELECT",
+                    position=start + 1,
+                )
+            self.refuse(
+                "PARSE_ERROR",
+                f"unsupported syntax: {_fragment(text)}; {ALLOWED}",
+                position=start + 1,
+            )
+        return root
+
+    def _parse_text(self, text: str, start: int, tools: _SqlglotTools) -> list[Any]:
+        """sqlglot's tokens and trees of ``text`` (which starts at offset ``start``)."""
+        try:
+            tokens = tools.tokenizer.tokenize(text)
         except TokenError:
             self.refuse(
                 "PARSE_ERROR",
@@ -1328,34 +1455,14 @@ class _Validation:
                     f"the query nests brackets {deepest} deep (at most {MAX_NESTING})",
                     hint="simplify the query",
                 )
+        self.tokens = tokens
+        parser = tools.parser
+        parser.error_level = ErrorLevel.RAISE  # (sqlglot restores it itself; be certain)
         try:
-            trees = _DIALECT.parser(error_level=ErrorLevel.RAISE).parse(tokens, text)
+            trees = parser.parse(tokens, text)
         except ParseError as e:
             self._parse_error(e, text, tokens)
-        trees = [t for t in trees if t is not None]
-        if not trees:
-            self.refuse("EMPTY", f"no SQL statement found; {ALLOWED}")
-        if len(trees) > 1 or isinstance(trees[0], exp.Block):
-            self._multiple(max(2, len(trees)), start)
-        root = trees[0]
-        inner = root
-        while isinstance(inner, exp.Subquery):
-            inner = inner.this
-        if not isinstance(inner, _QUERY_ROOTS):
-            if isinstance(inner, _STATEMENT_NODES) and not isinstance(inner, exp.Command):
-                name = inner.key.upper()
-                self.refuse(
-                    "NOT_READ_ONLY",
-                    f"{name} is not a read-only query; {ALLOWED}: {_fragment(text)}",
-                    hint="pg-mcp only reads data: rewrite the request as a SELECT",
-                    position=start + 1,
-                )
-            self.refuse(
-                "PARSE_ERROR",
-                f"unsupported syntax: {_fragment(text)}; {ALLOWED}",
-                position=start + 1,
-            )
-        return root
+        return trees
 
     def _parse_error(self, e: ParseError, text: str, tokens: list[Any]) -> None:
         info = e.errors[0] if getattr(e, "errors", None) else {}
@@ -1399,7 +1506,7 @@ class _Validation:
         position: int | None = None,
     ) -> None:
         if position is None and node is not None:
-            sp = _span(node)
+            sp = self._span(node)
             position = self.base + sp[0] + 1 if sp else None
         self.problems.append(
             _Problem(
@@ -1407,9 +1514,17 @@ class _Validation:
             )
         )
 
+    def _span(self, node: exp.Expression) -> tuple[int, int] | None:
+        """_span(node), remembered (a refusal asks twice: for its message and its position)."""
+        key = id(node)
+        found = self._spans.get(key)
+        if found is None or found[0] is not node:
+            found = self._spans[key] = (node, _span(node))
+        return found[1]
+
     def _node_text(self, node: exp.Expression, fallback: str = "") -> str:
         """The node's original text when sqlglot kept positions, else a regenerated one."""
-        sp = _span(node)
+        sp = self._span(node)
         if sp is None:
             try:
                 return _fragment(node.sql(dialect="postgres"))
@@ -1417,19 +1532,18 @@ class _Validation:
                 return fallback
         start, end = self.base + sp[0], self.base + sp[1]
         if isinstance(node, exp.Func):  # extend over the call's parentheses
-            try:
-                toks = pg_lex(self.sql[start:])
-            except LexError:
-                toks = []
+            toks = self.tokens  # sqlglot's, of the text it parsed (from self.base)
+            base = self.base
+            i = bisect.bisect_left(toks, start - base, key=_token_start)
             depth = 0
-            for t in toks[:4000]:
-                ch = self.sql[start + t.start : start + t.end]
-                if ch == "(":
+            for t in toks[i : i + 4000]:
+                tt = t.token_type
+                if tt == TokenType.L_PAREN:
                     depth += 1
-                elif ch == ")":
+                elif tt == TokenType.R_PAREN:
                     depth -= 1
                     if depth <= 0:
-                        end = max(end, start + t.end)
+                        end = max(end, base + t.end + 1)
                         break
         elif isinstance(node, exp.CTE):  # include the body's closing parenthesis
             rest = self.sql[end : end + 200]
@@ -1449,6 +1563,7 @@ class _Validation:
         pop = stack.pop
         kinds = _KINDS
         columns = self.columns
+        names = self._names
         Expression = exp.Expression
         while stack:
             node, ctx = pop()
@@ -1465,14 +1580,23 @@ class _Validation:
                         continue
                     if type(v) is list:
                         for x in reversed(v):
-                            if isinstance(x, Expression) and kinds.get(type(x)) != K_LEAF:
+                            kx = kinds.get(type(x))
+                            if kx is None:
+                                kx = _classify(type(x))
+                            if kx != K_LEAF:
                                 push((x, ctx))
-                    elif isinstance(v, Expression) and kinds.get(type(v)) != K_LEAF:
-                        push((v, ctx))
+                    else:
+                        kx = kinds.get(type(v))
+                        if kx is None:
+                            kx = _classify(type(v))
+                        if kx != K_LEAF:
+                            push((v, ctx))
                 continue
             ctes, scope, in_cte, in_from = ctx
             if k == K_COLUMN:
-                if type(args["this"]) is exp.Star:
+                if not names:
+                    pass
+                elif type(args["this"]) is exp.Star:
                     table = args.get("table")
                     self.stars.append((node, _norm(table) if table is not None else None, scope))
                 elif node.arg_key != "this" or not isinstance(node.parent, _NAMED_ARG):
@@ -1488,9 +1612,10 @@ class _Validation:
                     self._check_names(node)
                 if in_from and cls is exp.Unnest and scope is not None:
                     scope.sources.append(_Source("function", _alias(node)))
-                ctx = (ctes, scope, in_cte, False)
+                if in_from:
+                    ctx = (ctes, scope, in_cte, False)
             elif k == K_STAR:
-                if not isinstance(node.parent, exp.Func):
+                if names and not isinstance(node.parent, exp.Func):
                     self.stars.append((node, None, scope))
                 continue
             elif k in (K_SELECT, K_SETOP):
@@ -1499,7 +1624,7 @@ class _Validation:
                 if with_ is not None:
                     ctes = ctes.union(_cte_names(with_))
                 if k == K_SETOP:
-                    ctx = (ctes, _Scope(scope, opaque=True), in_cte, False)
+                    ctx = (ctes, self._scope(scope, opaque=True), in_cte, False)
                 else:
                     inner = self._select(node, scope)
                     plain = (ctes, inner, in_cte, False)
@@ -1569,7 +1694,7 @@ class _Validation:
                     )
                 ctx = (
                     ctes,
-                    _Scope(scope, opaque=True) if cls is exp.Values else scope,
+                    self._scope(scope, opaque=True) if cls is exp.Values else scope,
                     in_cte,
                     False,
                 )
@@ -1623,12 +1748,22 @@ class _Validation:
                 hint="pg-mcp only reads data: rewrite the request as a SELECT",
             )
 
+    def _scope(self, parent: _Scope | None, opaque: bool = False, exists: bool = False) -> _Scope:
+        """A new scope; or, when no column is going to be checked, one scope shared by the
+        whole walk (nothing reads it then, and building one per SELECT costs)."""
+        if self._names:
+            return _Scope(parent, opaque, exists)
+        if self._flat is None:
+            self._flat = _Scope(None)
+        return self._flat
+
     def _select(self, node: exp.Select, parent: _Scope | None) -> _Scope:
-        scope = _Scope(parent, exists=isinstance(node.parent, exp.Exists))
+        scope = self._scope(parent, exists=isinstance(node.parent, exp.Exists))
         args = node.args
-        for e in args.get("expressions") or ():
-            if isinstance(e, exp.Alias):
-                scope.aliases.add(_norm(e.args["alias"]) if e.args.get("alias") else "")
+        if self._names:
+            for e in args.get("expressions") or ():
+                if isinstance(e, exp.Alias):
+                    scope.aliases.add(_norm(e.args["alias"]) if e.args.get("alias") else "")
         into = args.get("into")
         if into is not None:
             self.problem(
@@ -1645,66 +1780,71 @@ class _Validation:
                 what = "FOR NO KEY UPDATE" if lock.args.get("key") else "FOR UPDATE"
             else:
                 what = "FOR KEY SHARE" if lock.args.get("key") else "FOR SHARE"
+            pos = self._keyword_position("FOR", require_next=("UPDATE", "SHARE", "NO", "KEY"))
+            shown = _fragment(self.sql[pos - 1 :]) if pos else what
             self.problem(
                 "LOCKING_CLAUSE",
-                f"{what} takes row locks; a read-only query may not: {self._keyword_fragment('FOR', what)}",
+                f"{what} takes row locks; a read-only query may not: {shown}",
                 hint="remove the FOR UPDATE / FOR SHARE clause",
-                position=self._keyword_position(
-                    "FOR", require_next=("UPDATE", "SHARE", "NO", "KEY")
-                ),
+                position=pos,
             )
         return scope
 
     def _keyword_position(self, word: str, require_next: tuple[str, ...] = ()) -> int | None:
+        sql = self.sql
+        toks = iter_lex(sql, self.base)  # lazily: the keyword is usually near the start
         try:
-            toks = pg_lex(self.sql[self.base :])
+            t = next(toks, None)
+            while t is not None:
+                nxt = next(toks, None)
+                if (
+                    t.kind == "word"
+                    and sql[t.start : t.end].upper() == word
+                    and (
+                        not require_next
+                        or (nxt is not None and sql[nxt.start : nxt.end].upper() in require_next)
+                    )
+                ):
+                    return t.start + 1
+                t = nxt
         except LexError:
-            return None
-        for i, t in enumerate(toks):
-            if (
-                t.kind == "word"
-                and self.sql[self.base + t.start : self.base + t.end].upper() == word
-            ):
-                if require_next:
-                    nxt = toks[i + 1] if i + 1 < len(toks) else None
-                    if (
-                        nxt is None
-                        or self.sql[self.base + nxt.start : self.base + nxt.end].upper()
-                        not in require_next
-                    ):
-                        continue
-                return self.base + t.start + 1
+            pass
         return None
-
-    def _keyword_fragment(self, word: str, fallback: str) -> str:
-        pos = self._keyword_position(word, require_next=("UPDATE", "SHARE", "NO", "KEY"))
-        return _fragment(self.sql[pos - 1 :]) if pos else fallback
 
     def _table(
         self, node: exp.Table, ctes: frozenset[str], scope: _Scope | None, in_from: bool
     ) -> None:
-        this = node.this
-        alias = _alias(node)
-        self._check_names(node)
+        args = node.args
+        this = args.get("this")
+        alias_node = args.get("alias")
+        # _check_names, inline
+        if type(this) is exp.Identifier and this.quoted:
+            self._check_name(this)
+        renamed = False
+        if alias_node is not None:
+            for ident in alias_node.args.get("columns") or ():
+                renamed = True
+                if type(ident) is exp.Identifier and not ident.quoted:
+                    self._check_name(ident)
+        sources = scope.sources if in_from and scope is not None and self._names else None
         if not isinstance(this, exp.Identifier):
             # a function in FROM (f(x), ROWS FROM (...)): the function itself is walked as a child
-            if in_from and scope is not None:
-                scope.sources.append(_Source("function", alias))
+            if sources is not None:
+                sources.append(_Source("function", _alias(node)))
             return
-        name = _norm(this)
-        schema = _arg_name(node, "db")
-        catalog = _arg_name(node, "catalog")
+        name = this.this if this.quoted else this.this.lower()  # _norm
+        v = args.get("db")
+        schema = (_norm(v) or None) if v is not None else None
+        v = args.get("catalog")
+        catalog = (_norm(v) or None) if v is not None else None
         if schema is None and catalog is None and name in ctes:
-            if in_from and scope is not None:
-                scope.sources.append(_Source("cte", alias or name))
+            if sources is not None:
+                sources.append(_Source("cte", _alias(node) or name))
             return
         ref = _TableRef(node, schema, name, catalog)
         self.tables.append(ref)
-        if in_from and scope is not None:
-            renamed = bool(
-                node.args.get("alias") is not None and node.args["alias"].args.get("columns")
-            )
-            scope.sources.append(_Source("table", alias or name, ref, renamed))
+        if sources is not None:
+            sources.append(_Source("table", _alias(node) or name, ref, renamed))
 
     def _check_names(self, node: exp.Expression) -> None:
         """sqlglot accepts a string as a table name (FROM 'x') and numbers as column aliases
@@ -1742,7 +1882,8 @@ class _Validation:
             fam = forbidden_family(name, len(node.expressions))
         else:
             quoted = False
-            name, fam = _typed_function(type(node))
+            found = _TYPED.get(type(node))
+            name, fam = found if found is not None else _typed_function(type(node))
         schema = None
         parent = node.parent
         if isinstance(parent, exp.Dot) and parent.expression is node:
@@ -1773,7 +1914,9 @@ class _Validation:
 
     # -- resolution ---------------------------------------------------------------------------
     def _finish(self) -> Verdict:
-        if not any(p.rank <= _RANK["FORBIDDEN_FUNCTION"] for p in self.problems):
+        if not self.problems or not any(
+            p.rank <= _RANK["FORBIDDEN_FUNCTION"] for p in self.problems
+        ):
             if self.schema is None and self.database is not None:
                 self._load_schema()
             p = self.policy
@@ -1790,7 +1933,11 @@ class _Validation:
             seen.setdefault(ref.qualified, None)
         funcs: dict[str, None] = {}
         for c in self.calls:
-            if type(c.node) is exp.Anonymous or not isinstance(c.node, _NOT_CALLS):
+            cls = type(c.node)
+            is_call = _IS_CALL.get(cls)
+            if is_call is None:
+                is_call = _IS_CALL[cls] = cls is exp.Anonymous or not issubclass(cls, _NOT_CALLS)
+            if is_call:
                 funcs.setdefault(c.name, None)
         verdict = Verdict(ok=True, kind=self.kind, tables=list(seen), functions=list(funcs))
         if self.problems:
