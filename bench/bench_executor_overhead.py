@@ -1,13 +1,16 @@
 """Per-call overhead of run_readonly vs raw psycopg, measured in one run.
 
-For two queries (``SELECT 1`` and a small GROUP BY over db_pg_mcp_small's orders joined to
-customers, LIMIT 10) it times, call by call, in short interleaved blocks (``--block`` calls of
-each case in turn: warm within a block, and a change in the machine's load hits every case
-alike):
+For three queries on db_pg_mcp_small (``SELECT 1``; ``lookup``, bench_run.py's headline: a
+customer's 10 latest orders, an index lookup; ``small``: a GROUP BY over orders joined to
+customers, LIMIT 10, ~2 ms of server time) it times, call by call, in short interleaved blocks
+(``--block`` calls of each case in turn: warm within a block, and a change in the machine's
+load hits every case alike):
 
 - ``raw_autocommit``: a raw psycopg connection (autocommit) running the query;
 - ``raw_txn``: a raw psycopg connection running it inside ``BEGIN READ ONLY`` ... ``ROLLBACK``
-  (psycopg's own ``read_only`` transaction: the baseline of issue 7);
+  (psycopg's own ``read_only`` transaction: the baseline of issue 7). Both raw connections
+  keep psycopg's default ``prepare_threshold`` (5): from the 6th call on they reuse a
+  prepared plan, which run_readonly cannot (DISCARD ALL drops prepared statements);
 - ``run_novalidate``: ``run_readonly(validate=False)``;
 - ``run_validate_repeat``: ``run_readonly`` with validation, the same SQL every call;
 - ``run_validate_unique``: ``run_readonly`` with validation, a different literal every call;
@@ -37,8 +40,12 @@ SMALL_QUERY = (
     " WHERE o.order_id > {n}"
     " GROUP BY c.country ORDER BY revenue DESC LIMIT 10"
 )
-QUERIES = {"select1": "SELECT {n}", "small": SMALL_QUERY}
-BASE = {"select1": 1, "small": 0}  # the literal of the repeated SQL
+LOOKUP_QUERY = (  # the comment makes a "unique" text without changing the plan
+    "/* {n} */ SELECT order_id, status, ordered_at, total FROM orders WHERE customer_id = 10"
+    " ORDER BY ordered_at DESC LIMIT 10"
+)
+QUERIES = {"select1": "SELECT {n}", "lookup": LOOKUP_QUERY, "small": SMALL_QUERY}
+BASE = {"select1": 1, "lookup": 0, "small": 0}  # the literal of the repeated SQL
 
 
 def timed(fn: Callable[[int], Any], calls: range, out: list[float]) -> None:

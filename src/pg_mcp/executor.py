@@ -4,10 +4,11 @@ The only place in pg-mcp that runs model or user SQL. Every layer below holds on
 even when validation is bypassed (``validate=False``):
 
 1. Connections open with ``default_transaction_read_only=on`` and run each statement in an
-   explicit ``BEGIN READ ONLY`` transaction that is always rolled back, with ``SET LOCAL``
+   explicit ``BEGIN READ ONLY`` transaction that is always rolled back, with
    statement_timeout, lock_timeout and idle_in_transaction_session_timeout (and IntervalStyle
-   ``postgres``, which pg_mcp.jsonsafe turns into exact ISO 8601 durations), set by
-   ``set_config(..., true)`` before the statement is even parsed.
+   ``postgres``, which pg_mcp.jsonsafe turns into exact ISO 8601 durations) in force before
+   the statement is even parsed: the connection's own settings, or ``set_config(..., true)``
+   (``SET LOCAL``) right after BEGIN when a call wants other values.
 2. Every statement is sent over the **extended** query protocol (libpq ``PQsendQueryParams``,
    one statement per message), the user's wrapped in a server-side cursor:
    ``DECLARE "pg_mcp_cursor" CURSOR FOR <sql>``. The extended protocol parses exactly one
@@ -26,10 +27,15 @@ even when validation is bypassed (``validate=False``):
    statements) never reaches the next use.
 
 Round trips (what a call costs beyond the query itself): the statements above go out in libpq
-pipeline mode, usually all in ONE round trip: BEGIN, the settings, DECLARE, FETCH, a Sync, then
-ROLLBACK and DISCARD ALL (after the Sync they run even when the query failed). The server skips
-everything after a failed statement until the next Sync, so the query never runs without its
-transaction and timeouts. The EXPLAIN guard adds a round trip (the plan is needed before the
+pipeline mode, usually all in ONE round trip and one write: BEGIN, DECLARE, FETCH, ROLLBACK,
+DISCARD ALL, Sync. The server skips everything after a failed statement until the Sync, so the
+query never runs without its transaction and timeouts; after a failure the skipped ROLLBACK and
+DISCARD ALL go out in a round trip of their own (a Sync between FETCH and ROLLBACK would spare
+it, but libpq flushes at every Sync: two writes, two wake-ups of the server, on every call).
+The settings (timeouts, IntervalStyle, cursor_tuple_fraction) are the connection's own: it is
+opened with them (``-c name=value``) and DISCARD ALL restores them after every use, so only a
+call that wants other values (another timeout, say) adds a ``set_config(..., true)`` statement
+after BEGIN. The EXPLAIN guard adds a round trip (the plan is needed before the
 FETCH runs the query), and so does each further chunk of a fetch above FETCH_CHUNK rows. The
 checkout health check (an empty query) is skipped for a connection that answered less than
 CHECK_SKIP_SECONDS ago and whose socket is quiet (a terminated backend or a stopped server
@@ -41,15 +47,15 @@ Failures are returned (``RunResult(ok=False, code=...)``), never raised.
 
 from __future__ import annotations
 
-import heapq
+import math
 import re
 import select
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from pg_mcp import audit
@@ -144,13 +150,23 @@ class RunResult:
 CHECK_SKIP_SECONDS = 2.0  # a connection that worked this recently (quiet socket) is not pinged
 
 
-@dataclass
+@dataclass(eq=False)
 class _ConnState:
-    """What pg-mcp knows about one pooled connection (see ``_ping`` and ``_reset``)."""
+    """What pg-mcp knows about one pooled connection (see ``_ping``, ``_reset``, ``_rows``)."""
 
     ok_at: float = 0.0  # monotonic time of the last round trip that succeeded on it
     clean: bool = False  # run_readonly already sent ROLLBACK + DISCARD ALL after its statement
     unchecked: bool = False  # this checkout's health check was skipped (``_ping``)
+    # the settings the connection was opened with (``-c name=value``): every transaction starts
+    # with them, DISCARD ALL restores them, so a statement needs to set only the others
+    session: frozenset[tuple[str, str]] = frozenset()
+    tx: Any = None  # the psycopg Transformer that loads this connection's results (reused)
+    tolerant: Any = None  # loaders that keep dates Python cannot hold as text (``_rows``)
+    safe_oids: frozenset[int] = frozenset()  # types loaded JSON-safe (jsonsafe.JSON_SAFE_OIDS)
+    text_oids: dict[int, Callable[[str], Any]] = field(default_factory=dict)  # TEXT_CONVERTERS
+    shapes: dict[tuple[Any, ...], _Shape] = field(default_factory=dict)  # ``_shape``
+    encoding: str = ""  # the connection's client encoding (DISCARD ALL restores it)
+    poller: Any = None  # a select.poll registered for the connection's socket (``_quiet``)
 
 
 _STATES: weakref.WeakKeyDictionary[Any, _ConnState] = weakref.WeakKeyDictionary()
@@ -165,18 +181,31 @@ def _state(conn: psycopg.Connection[Any]) -> _ConnState:
     return state
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    from pg_mcp.jsonsafe import register_loaders
+def _configure(
+    conn: psycopg.Connection[Any], session: frozenset[tuple[str, str]] = frozenset()
+) -> None:
+    from pg_mcp.jsonsafe import JSON_SAFE_OIDS, TEXT_CONVERTERS, register_loaders
 
-    register_loaders(conn)
-    _state(conn).ok_at = time.monotonic()  # just connected
+    register_loaders(conn, tolerant=False)  # psycopg's C date loaders; ``_rows`` falls back
+    state = _state(conn)
+    state.session = session
+    state.safe_oids = JSON_SAFE_OIDS
+    state.text_oids = TEXT_CONVERTERS
+    state.encoding = conn.info.encoding
+    state.ok_at = time.monotonic()  # just connected
 
 
 def _quiet(conn: psycopg.Connection[Any]) -> bool:
     """Nothing to read on an idle connection's socket. A backend that was terminated, or a server
     that shut down or crashed, leaves its last error message or EOF there: the socket is readable."""
     try:
-        return not _wait(conn.fileno(), timeout=0)
+        if not hasattr(select, "poll"):
+            return not _wait(conn.fileno(), timeout=0)
+        state = _state(conn)
+        if state.poller is None:
+            state.poller = select.poll()
+            state.poller.register(conn.fileno(), select.POLLIN)
+        return not state.poller.poll(0)
     except Exception:
         return False
 
@@ -201,20 +230,20 @@ def _reset(conn: psycopg.Connection[Any]) -> None:
     """Reset a returned connection: ROLLBACK (if a transaction is open) and DISCARD ALL, in one
     round trip, unless run_readonly already sent both after its statement. A connection that
     cannot be reset is closed (the pool replaces it)."""
-    from psycopg.pq import TransactionStatus
-
     state = _state(conn)
     if state.clean:
         state.clean = False
         return
     if conn.closed:
         return
+    from psycopg.pq import TransactionStatus
+
     status = conn.pgconn.transaction_status
     try:
         if status == TransactionStatus.IDLE:
-            results = _pipeline(conn, ["DISCARD ALL"])
+            results = _pipeline(conn, END_SQL[1:])
         elif status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-            results = _pipeline(conn, END_SQL[1:])  # DISCARD ALL after ROLLBACK ended ours
+            results = _pipeline(conn, END_SQL)  # DISCARD ALL after ROLLBACK ended ours
         else:
             results = []  # returned in the middle of an operation
         if not results or any(_error(conn, res) is not None for res in results):
@@ -319,6 +348,9 @@ class Pools:
         s = self.settings
         dsn = database_dsn(self.server_dsn, database)
         options = str(conninfo_to_dict(dsn).get("options") or "")
+        session = session_settings(s)
+        options += " -c default_transaction_read_only=on"
+        options += "".join(f" -c {name}={value}" for name, value in session)
         pool: ConnectionPool = _pool_class()(
             dsn,
             kwargs={
@@ -326,12 +358,12 @@ class Pools:
                 "prepare_threshold": None,
                 "connect_timeout": max(2, round(s.connect_timeout)),
                 "application_name": "pg-mcp",
-                "options": f"{options} -c default_transaction_read_only=on".strip(),
+                "options": options.strip(),
             },
             min_size=max(0, s.pool_min_size),
             max_size=max(1, s.pool_max_size),
             open=False,
-            configure=_configure,
+            configure=partial(_configure, session=frozenset(session)),
             # no ``check=``: _checkout health-checks (the pool's own check backs off 1, 2, 4 s
             # between dead connections, which a server restart leaves in every idle slot);
             # no ``reset=``: ResettingPool.putconn resets (see _pool_class)
@@ -416,16 +448,17 @@ def run_readonly(
         result.details = {
             k: redact(v) if isinstance(v, str) else v for k, v in result.details.items()
         }
-    audit.record(
-        settings,
-        database=db,
-        sql=sql if isinstance(sql, str) else repr(sql),
-        outcome="ok" if result.ok else str(result.code),
-        rows=result.row_count,
-        truncated=result.truncated,
-        elapsed_ms=result.elapsed_ms,
-        sqlstate=result.sqlstate,
-    )
+    if settings.audit_log is not None:
+        audit.record(
+            settings,
+            database=db,
+            sql=sql if isinstance(sql, str) else repr(sql),
+            outcome="ok" if result.ok else str(result.code),
+            rows=result.row_count,
+            truncated=result.truncated,
+            elapsed_ms=result.elapsed_ms,
+            sqlstate=result.sqlstate,
+        )
     return result
 
 
@@ -486,8 +519,6 @@ def _run(
                 hint=verdict.hint,
                 position=verdict.position,
             )
-    import psycopg_pool
-
     pool = pools.get(db)
     wait = settings.connect_timeout + seconds
     types = pools.type_names(db)
@@ -497,16 +528,22 @@ def _run(
 
     try:
         try:
-            with _checkout(pool, wait, reachable) as conn:
+            conn = _checkout(pool, wait, reachable)
+            try:
                 return _execute(conn, sql, settings, types, rows_cap, seconds, may_retry=True)
+            finally:
+                pool.putconn(conn)
         except _StaleConnection:
             # It had died unnoticed, before answering: like a dead connection on checkout.
             pool.drain()
             if not reachable():
                 raise _ServerDown from None
-            with _checkout(pool, wait, reachable) as conn:
+            conn = _checkout(pool, wait, reachable)
+            try:
                 return _execute(conn, sql, settings, types, rows_cap, seconds)
-    except (psycopg_pool.PoolTimeout, _ServerDown) as exc:
+            finally:
+                pool.putconn(conn)
+    except (_pool_timeout(), _ServerDown) as exc:
         if not isinstance(exc, _ServerDown) and _server_answers(pools, db, settings):
             raise PgMcpError(
                 "CONNECTION_ERROR",
@@ -522,15 +559,21 @@ def _run(
         ) from None
 
 
+def _pool_timeout() -> type[Exception]:
+    from psycopg_pool import PoolTimeout  # (evaluated only when an exception is raised)
+
+    return PoolTimeout
+
+
 class _ServerDown(Exception):
     """A pooled connection was dead and a new one cannot be made."""
 
 
-@contextmanager
 def _checkout(
     pool: ConnectionPool, wait: float, reachable: Callable[[], bool]
-) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection, health-checked (an empty query) on checkout.
+) -> psycopg.Connection[Any]:
+    """A pooled connection, health-checked (an empty query) on checkout; the caller gives it
+    back with ``pool.putconn`` (which resets it: ResettingPool).
 
     At the first dead connection (the server restarted or went away) every idle one is
     presumed dead too: the pool is drained, and the next checkout gets a fresh connection at
@@ -538,19 +581,21 @@ def _checkout(
     """
     import psycopg
 
-    with pool.connection(timeout=wait) as conn:
-        try:
-            _ping(conn)
-        except psycopg.OperationalError:
-            conn.close()  # the pool discards it
-        else:
-            yield conn
-            return
+    conn = pool.getconn(timeout=wait)
+    try:
+        _ping(conn)
+    except psycopg.OperationalError:
+        conn.close()  # the pool discards it
+        pool.putconn(conn)
+    except BaseException:
+        pool.putconn(conn)
+        raise
+    else:
+        return conn
     pool.drain()
     if not reachable():
         raise _ServerDown
-    with pool.connection(timeout=wait) as conn:
-        yield conn
+    return pool.getconn(timeout=wait)
 
 
 def _server_answers(pools: Pools, db: str, settings: Settings) -> bool:
@@ -571,24 +616,30 @@ def _server_answers(pools: Pools, db: str, settings: Settings) -> bool:
 
 
 class _Deadlines:
-    """One daemon thread runs every watchdog (starting a thread per statement costs ~1 ms)."""
+    """One daemon thread runs every watchdog (starting a thread per statement costs ~1 ms).
+
+    It holds the pending watchdogs only (a cancelled one is dropped at once: there are about as
+    many as statements running) and sleeps until the earliest deadline it knows of; a new
+    watchdog wakes it only when its deadline is earlier than that (the first after a quiet
+    spell), so a steady stream of statements costs two short lock holds each and no wake-ups.
+    """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Watchdog]] = []
-        self._seq = 0
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: dict[_Watchdog, None] = {}
+        self._armed = math.inf  # when the thread wakes up next (at the latest)
         self._thread: threading.Thread | None = None
 
     def add(self, dog: _Watchdog) -> None:
         with self._cond:
-            self._seq += 1
-            heapq.heappush(self._heap, (dog.deadline, self._seq, dog))
+            self._pending[dog] = None
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="pg-mcp-watchdog", daemon=True
                 )
                 self._thread.start()
-            if self._heap[0][2] is dog:  # the earliest deadline now: wake the thread to re-arm
+            if dog.deadline < self._armed:  # wake the thread to re-arm
+                self._armed = dog.deadline
                 self._cond.notify_all()
 
     def cancel(self, dog: _Watchdog) -> None:
@@ -598,24 +649,30 @@ class _Deadlines:
                 self._cond.wait()
             if dog.state == "pending":
                 dog.state = "cancelled"
-                dog.conn = None  # the heap keeps the entry until its deadline; not the connection
+                dog.conn = None
+                self._pending.pop(dog, None)
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    delay = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(None if delay is None else min(delay, 3600.0))
-                dog = heapq.heappop(self._heap)[2]
-                if dog.state != "pending":
-                    continue
-                dog.state = "firing"
-            try:
-                dog.fire()
-            finally:
-                with self._cond:
-                    dog.state = "fired"
-                    self._cond.notify_all()
+                while True:
+                    now = time.monotonic()
+                    due = [dog for dog in self._pending if dog.deadline <= now]
+                    if due:
+                        break
+                    self._armed = min((dog.deadline for dog in self._pending), default=math.inf)
+                    delay = self._armed - now
+                    self._cond.wait(None if delay == math.inf else min(delay, 3600.0))
+                for dog in due:
+                    del self._pending[dog]
+                    dog.state = "firing"
+            for dog in due:
+                try:
+                    dog.fire()
+                finally:
+                    with self._cond:
+                        dog.state = "fired"
+                        self._cond.notify_all()
 
 
 _DEADLINES = _Deadlines()
@@ -656,20 +713,66 @@ def _ms(seconds: float) -> int:
 
 
 BEGIN_SQL = "BEGIN TRANSACTION READ ONLY"
-# After a Sync (None): it runs even when a statement before failed. DISCARD ALL cannot run in a
-# transaction block: after ROLLBACK it runs in a transaction of its own.
-END_SQL = (None, "ROLLBACK", "DISCARD ALL")
+# DISCARD ALL cannot run in a transaction block: after ROLLBACK it runs in a transaction of its
+# own (the first statement of it, so even a pipeline's implicit transaction allows it).
+END_SQL = ("ROLLBACK", "DISCARD ALL")
 
 
-def settings_sql(seconds: float, settings: Settings) -> str:
-    """The transaction's local settings in one statement (``set_config(..., true)`` is
-    ``SET LOCAL``): in pipeline mode each statement is sent on its own."""
-    values = (
-        ("statement_timeout", _ms(seconds)),
-        ("lock_timeout", _ms(settings.lock_timeout)),
-        ("idle_in_transaction_session_timeout", _ms(settings.idle_in_transaction_timeout)),
+# The planner's estimate of the fraction of a cursor's rows that will be fetched. PostgreSQL's
+# default (0.1) favours fast-start plans, and multiplies with the query's own LIMIT: a
+# "LIMIT 10" query planned for its first row can walk a whole index instead of using a
+# selective one. run_readonly fetches the whole result up to the cap at once, so its cursors
+# are planned like the plain query (as psql and the EXPLAIN guard see it).
+CURSOR_TUPLE_FRACTION = "1"
+_MAX_MS = 2**31 - 1  # the largest value a millisecond setting takes
+
+
+def statement_settings(
+    seconds: float, lock_timeout: float, idle_timeout: float
+) -> tuple[tuple[str, str], ...]:
+    """The settings every statement runs with, as (name, value) pairs (timeouts in seconds)."""
+    return (
+        ("statement_timeout", str(_ms(seconds))),
+        ("lock_timeout", str(_ms(lock_timeout))),
+        ("idle_in_transaction_session_timeout", str(_ms(idle_timeout))),
         ("IntervalStyle", "postgres"),
+        ("cursor_tuple_fraction", CURSOR_TUPLE_FRACTION),
     )
+
+
+def session_settings(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The statement settings a pool's connections are opened with (``-c name=value``), for
+    the default timeout: those in range (any other value is set by each statement and refused
+    there, as a DB_ERROR, rather than breaking every connection)."""
+    pairs = statement_settings(
+        settings.statement_timeout, settings.lock_timeout, settings.idle_in_transaction_timeout
+    )
+    if not 0 < settings.statement_timeout <= MAX_TIMEOUT:
+        pairs = pairs[1:]
+    return tuple(
+        (name, value) for name, value in pairs if not value.isdigit() or int(value) <= _MAX_MS
+    )
+
+
+def settings_sql(
+    seconds: float, settings: Settings, session: frozenset[tuple[str, str]] = frozenset()
+) -> str | None:
+    """The transaction's local settings that differ from the connection's ``session`` ones, in
+    one statement (``set_config(..., true)`` is ``SET LOCAL``; in pipeline mode each statement
+    is sent on its own); None when the session already has them all (the usual case)."""
+    return _settings_sql(
+        seconds, settings.lock_timeout, settings.idle_in_transaction_timeout, session
+    )
+
+
+@lru_cache(maxsize=256)
+def _settings_sql(
+    seconds: float, lock: float, idle: float, session: frozenset[tuple[str, str]]
+) -> str | None:
+    pairs = statement_settings(seconds, lock, idle)
+    values = [(name, value) for name, value in pairs if (name, value) not in session]
+    if not values:
+        return None
     return "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in values)
 
 
@@ -692,7 +795,9 @@ def _wait(fd: int, write: bool = False, timeout: float | None = None) -> bool:
     return bool(readable or broken)
 
 
-def _pipeline(conn: psycopg.Connection[Any], statements: Sequence[str | None]) -> list[Any]:
+def _pipeline(
+    conn: psycopg.Connection[Any], statements: Sequence[str | None], encoding: str = ""
+) -> list[Any]:
     """Send ``statements`` in libpq pipeline mode, then a Sync, and collect their results: one
     network round trip for all of them.
 
@@ -707,7 +812,7 @@ def _pipeline(conn: psycopg.Connection[Any], statements: Sequence[str | None]) -
     from psycopg import pq
 
     pg = conn.pgconn
-    encoding = conn.info.encoding
+    encoding = encoding or conn.info.encoding
     results: list[Any] = []
     with conn.lock:
         try:
@@ -762,30 +867,121 @@ class _Lost(Exception):
         self.answered = answered
 
 
+_TEXT_OID = 25
+_SUCCEEDED = (1, 2)  # psycopg.pq.ExecStatus.COMMAND_OK, TUPLES_OK (the libpq values)
+
+
 def _error(conn: psycopg.Connection[Any], res: Any) -> Exception | None:
     """The psycopg exception for an error result (None when the statement succeeded)."""
+    if res.status in _SUCCEEDED:
+        return None
     import psycopg
     from psycopg import pq
 
-    if res.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
-        return None
     if res.status == pq.ExecStatus.PIPELINE_ABORTED:
         return psycopg.errors.PipelineAborted("skipped after an earlier error")
     return psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
 
 
-def _rows(conn: psycopg.Connection[Any], res: Any) -> list[tuple[Any, ...]]:
-    """A result's rows, loaded by the connection's loaders (pg_mcp.jsonsafe.register_loaders)."""
+class _TolerantContext:
+    """An adapters context: the connection's loaders, with dates, timestamps and times that
+    Python cannot hold (infinity, BC, after 9999) loaded as PostgreSQL's text."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        from psycopg.adapt import AdaptersMap
+
+        from pg_mcp.jsonsafe import register_loaders
+
+        self.connection = conn
+        self.adapters = AdaptersMap(conn.adapters)
+        register_loaders(self)
+
+
+def _rows(
+    conn: psycopg.Connection[Any],
+    res: Any,
+    state: _ConnState | None = None,
+    types: Sequence[int] | None = None,
+) -> list[tuple[Any, ...]]:
+    """A result's rows, loaded by the connection's loaders (pg_mcp.jsonsafe.register_loaders),
+    or with ``types`` by the loaders of those type OIDs, column by column (text format).
+
+    psycopg's own (C) date/time loaders raise on what Python cannot hold; such a result is
+    loaded again with loaders that keep those values as text (``_TolerantContext``)."""
+    import psycopg
     from psycopg.adapt import Transformer
 
-    tx = Transformer(conn)
-    tx.set_pgresult(res)
+    state = state or _state(conn)
+    tx = state.tx
+    if tx is None:
+        tx = state.tx = Transformer(conn)  # reused: it keeps its loaders, per type
+    try:
+        return _load(tx, res, types)
+    except (psycopg.DataError, ValueError, OverflowError):
+        if state.tolerant is None:
+            state.tolerant = Transformer(_TolerantContext(conn))
+        try:
+            return _load(state.tolerant, res, types)
+        finally:
+            state.tolerant.set_pgresult(None)
+    finally:
+        tx.set_pgresult(None)  # do not keep the result alive
+
+
+def _load(tx: Any, res: Any, types: Sequence[int] | None) -> list[tuple[Any, ...]]:
+    from psycopg.pq import Format
+
+    if types is None:
+        tx.set_pgresult(res)
+    else:
+        tx.set_pgresult(res, set_loaders=False)
+        tx.set_loader_types(types, Format.TEXT)
     return tx.load_rows(0, res.ntuples, tuple)
 
 
-def _description(conn: psycopg.Connection[Any], res: Any) -> list[tuple[str, int]]:
-    encoding = conn.info.encoding
-    return [(res.fname(i).decode(encoding), res.ftype(i)) for i in range(res.nfields)]
+@dataclass(frozen=True, eq=False)
+class _Shape:
+    """How to present and load a result's columns, worked out once per connection for each
+    list of (column name, type OID) (``_shape``)."""
+
+    columns: tuple[tuple[str, str], ...]  # (name, type name)
+    arrays: dict[int, str]  # array columns without a loader: index -> element delimiter
+    safe: tuple[int, ...]  # columns JSON-safe as loaded (jsonsafe.JSON_SAFE_OIDS)
+    converters: dict[int, Callable[[str], Any]]  # columns loaded as text (TEXT_CONVERTERS)
+    types: tuple[int, ...] | None  # the loader type of every column, when some load as text
+
+
+SHAPES_MAX = 256  # remembered per connection (then forgotten all at once)
+
+
+def _shape(
+    conn: psycopg.Connection[Any],
+    res: Any,
+    type_names: dict[int, tuple[str, str | None]],
+    state: _ConnState,
+) -> _Shape:
+    key = tuple((res.fname(i), res.ftype(i)) for i in range(res.nfields))
+    shape = state.shapes.get(key)
+    if shape is not None:
+        return shape
+    encoding = state.encoding or conn.info.encoding
+    description = [(name.decode(encoding), oid) for name, oid in key]
+    columns, arrays = _columns(conn, description, type_names, state)
+    oids = [oid for _, oid in description]
+    texts = {i: state.text_oids[oid] for i, oid in enumerate(oids) if oid in state.text_oids}
+    shape = _Shape(
+        columns=tuple((c["name"], c["type"]) for c in columns),
+        arrays=arrays,
+        safe=tuple(i for i, oid in enumerate(oids) if oid in state.safe_oids),
+        converters=texts,
+        types=tuple(_TEXT_OID if i in texts else oid for i, oid in enumerate(oids))
+        if texts
+        else None,
+    )
+    if len(state.shapes) >= SHAPES_MAX:
+        state.shapes.clear()
+    state.shapes[key] = shape
+    return shape
 
 
 class _Failed(Exception):
@@ -813,24 +1009,27 @@ def _trip(
     end: bool = False,
 ) -> Any:
     """One round trip: the ``(prefix, statement)`` steps, and with ``end`` the transaction's end
-    (ROLLBACK, DISCARD ALL: the connection is then clean for its next use, even when a step
-    failed). Returns the last step's result; raises ``_Failed`` with the first error."""
+    (ROLLBACK, DISCARD ALL: the connection is then clean for its next use; when a step failed
+    the server skipped them, and the caller resets the connection: ``_reset``). Returns the
+    last step's result; raises ``_Failed`` with the first error."""
     statements: list[str | None] = [statement for _, statement in steps]
     if end:
         statements.extend(END_SQL)
     try:
-        results = _pipeline(conn, statements)
+        results = _pipeline(conn, statements, state.encoding)
     except _Lost as lost:
         raise _Failed(lost.error, "", lost.answered) from None
     state.ok_at = time.monotonic()
+    failed = next((i for i, res in enumerate(results) if res.status not in _SUCCEEDED), None)
     if end:
-        if all(_error(conn, res) is None for res in results[len(steps) :]):
+        if failed is None:
             state.clean = True
-        else:
-            conn.close()  # could not be reset: the pool discards it
-    for (prefix, _), res in zip(steps, results, strict=False):
-        if (error := _error(conn, res)) is not None:
-            raise _Failed(error, prefix)
+        elif failed >= len(steps):
+            conn.close()  # the reset itself failed: the pool discards the connection
+    if failed is not None and failed < len(steps):
+        error = _error(conn, results[failed])
+        if error is not None:
+            raise _Failed(error, steps[failed][0])
     return results[len(steps) - 1]
 
 
@@ -846,10 +1045,11 @@ def _execute(
 ) -> RunResult:
     """Run one statement in a read-only transaction, in as few round trips as possible.
 
-    Usually one: BEGIN READ ONLY, the local settings, DECLARE, FETCH (max_rows + 1 rows), then
-    ROLLBACK and DISCARD ALL go out together in pipeline mode. The EXPLAIN guard needs the plan
-    before the FETCH runs the query (two trips), and a fetch of more than FETCH_CHUNK rows goes
-    on chunk by chunk. Every path ends rolled back and reset, or with the connection closed."""
+    Usually one: BEGIN READ ONLY, the local settings (only those the connection was not opened
+    with), DECLARE, FETCH (max_rows + 1 rows), then ROLLBACK and DISCARD ALL go out together in
+    pipeline mode. The EXPLAIN guard needs the plan before the FETCH runs the query (two trips),
+    and a fetch of more than FETCH_CHUNK rows goes on chunk by chunk. Every path ends rolled
+    back and reset, or with the connection closed."""
     import psycopg
 
     explain = first_keyword(sql) == "EXPLAIN"
@@ -858,7 +1058,10 @@ def _execute(
     first = min(wanted, FETCH_CHUNK)
     state = _state(conn)
     state.clean = False
-    steps = [("", BEGIN_SQL), ("", settings_sql(seconds, settings))]
+    steps = [("", BEGIN_SQL)]
+    local = settings_sql(seconds, settings, state.session)
+    if local is not None:
+        steps.append(("", local))
     if explain:
         steps.append(("", sql))  # EXPLAIN cannot be a cursor; the extended protocol still holds
     else:
@@ -873,21 +1076,28 @@ def _execute(
         with watchdog:
             out = _trip(conn, state, steps, end=done)
             if guard:
-                _explain_guard([row[0] for row in _rows(conn, out)], settings)
+                _explain_guard([row[0] for row in _rows(conn, out, state)], settings)
                 done = wanted <= FETCH_CHUNK
                 out = _trip(conn, state, [(DECLARE_PREFIX, fetch_sql(first))], end=done)
-            description = _description(conn, out)
-            columns, arrays = _columns(conn, description, type_names, state)
-            batch = _rows(conn, out)
+            shape = _shape(conn, out, type_names, state)
+            batch = _rows(conn, out, state, shape.types)
             if explain:
                 rows, truncated, reason = _explain_rows(batch, max_rows, settings.max_bytes)
             else:
 
                 def more(n: int) -> list[tuple[Any, ...]]:
-                    return _rows(conn, _trip(conn, state, [(DECLARE_PREFIX, fetch_sql(n))]))
+                    out = _trip(conn, state, [(DECLARE_PREFIX, fetch_sql(n))])
+                    return _rows(conn, out, state, shape.types)
 
                 rows, truncated, reason = _fetch(
-                    batch, first, wanted, None if done else more, settings.max_bytes, arrays
+                    batch,
+                    first,
+                    wanted,
+                    None if done else more,
+                    settings.max_bytes,
+                    shape.arrays,
+                    shape.safe,
+                    shape.converters,
                 )
     except _Failed as failed:
         exc = failed.error
@@ -904,7 +1114,7 @@ def _execute(
             state.clean = not conn.closed
     return RunResult(
         ok=True,
-        columns=columns,
+        columns=[{"name": name, "type": type_name} for name, type_name in shape.columns],
         rows=rows,
         row_count=len(rows),
         truncated=truncated,
@@ -919,6 +1129,8 @@ def _fetch(
     more: Callable[[int], list[Any]] | None,
     max_bytes: int,
     arrays: dict[int, str] | None = None,
+    safe: Collection[int] = (),
+    converters: dict[int, Callable[[str], Any]] | None = None,
 ) -> tuple[list[list[Any]], bool, str | None]:
     """At most ``wanted - 1`` rows (``wanted`` are fetched to know), within the byte budget:
     ``batch`` answered a FETCH of ``asked`` rows; ``more(n)`` fetches the next n (None: no more).
@@ -926,7 +1138,7 @@ def _fetch(
     The budget counts the bytes of the compact JSON array of the rows. A batch is measured in
     one go (the JSON of a list is its items' JSON, commas and brackets); only a batch that
     crosses the budget is walked row by row, to cut it at the last row that fits."""
-    from pg_mcp.jsonsafe import json_size, row_jsonable
+    from pg_mcp.jsonsafe import json_size, rows_jsonable
 
     max_rows = wanted - 1
     rows: list[list[Any]] = []
@@ -934,7 +1146,9 @@ def _fetch(
     fetched = 0
     while True:
         fetched += len(batch)
-        converted = [row_jsonable(raw, arrays) for raw in batch[: max_rows - len(rows)]]
+        keep = max_rows - len(rows)
+        part = batch if len(batch) <= keep else batch[:keep]
+        converted = rows_jsonable(part, arrays, safe, converters)
         grown = size + json_size(converted) - 2 + (1 if rows and converted else 0)
         if max_bytes > 0 and grown > max_bytes:
             for row in converted:
@@ -1009,8 +1223,7 @@ def _columns(
 
     Type OIDs are looked up once per database and cached.
     """
-    oids = [oid for _, oid in description]
-    missing = sorted({o for o in oids if o not in cache})
+    missing = sorted({oid for _, oid in description if oid not in cache})
     if missing:
         if state is not None:
             state.clean = False  # one more statement on this connection: reset it again
@@ -1035,8 +1248,14 @@ def _columns(
 _WORD = re.compile(r"[A-Za-z_]+")
 
 
+_LEADING_WORD = re.compile(r"\s*([A-Za-z_]+)")
+
+
 def first_keyword(sql: str) -> str:
     """The statement's first word, upper-cased, skipping whitespace, comments and parentheses."""
+    m = _LEADING_WORD.match(sql)  # the usual case: no comment or parenthesis first
+    if m:
+        return m.group(1).upper()
     i, n = 0, len(sql)
     while i < n:
         if sql[i].isspace() or sql[i] == "(":

@@ -23,7 +23,13 @@ Decisions (stable; clients rely on them):
 - anything else: ``str(value)``.
 
 ``register_loaders(conn)`` installs the loaders that make the above possible (infinity-safe
-dates, exact intervals, exact JSON numbers) on a psycopg connection or adapters context.
+dates, exact intervals, exact JSON numbers, numerics loaded straight to their JSON value) on a
+psycopg connection or adapters context; ``register_loaders(conn, tolerant=False)`` keeps
+psycopg's own (C) date/time loaders, which raise on the values Python cannot hold: the caller
+loads such a result again with tolerant loaders (pg_mcp.executor does).
+
+``rows_jsonable`` converts a batch of rows: one type lookup per value (``_FAST``), the
+``to_jsonable`` chain only for the rarer types.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -66,6 +72,25 @@ def _decimal(value: Decimal) -> int | float | str:
     if math.isfinite(as_float) and Decimal(repr(as_float)) == value:
         return as_float
     return format(value, "f")
+
+
+def numeric_from_text(text: str) -> int | float | str:
+    """PostgreSQL's text of a numeric (``-12.50``, ``NaN``, ``Infinity``) as ``_decimal`` would
+    give it, mostly without building a Decimal: a text whose trailing zeros stripped are exactly
+    the shortest float text is that float; anything else takes the exact Decimal path."""
+    if text[-1:].isdigit():
+        if "." not in text:
+            return _int(int(text))
+        if len(text) <= 16:  # at most 15 digits: the nearest float's shortest text is this value
+            as_float = float(text)
+            return int(as_float) if as_float.is_integer() else as_float
+        trimmed = text.rstrip("0")
+        if trimmed[-1] == ".":
+            return _int(int(trimmed[:-1]))
+        as_float = float(trimmed)
+        if repr(as_float) == trimmed:
+            return as_float
+    return _decimal(Decimal(text))
 
 
 def duration_from_timedelta(value: dt.timedelta) -> str:
@@ -134,8 +159,28 @@ def _range(value: Any) -> dict[str, Any]:
     }
 
 
+# Exact type -> conversion, for the common types (None: the value is JSON-safe as it is).
+# Subclasses (and every other type) go through to_jsonable's isinstance chain.
+_FAST: dict[type, Any] = {
+    str: None,
+    type(None): None,
+    bool: None,
+    int: _int,
+    float: _float,
+    Decimal: _decimal,
+    dt.datetime: dt.datetime.isoformat,
+    dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat,
+}
+NoneType = type(None)
+
+
 def to_jsonable(value: Any) -> Any:
     """One value as a JSON-safe Python object (see the module docstring for the rules)."""
+    kind = type(value)
+    if kind in _FAST:
+        convert = _FAST[kind]
+        return value if convert is None else convert(value)
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -180,12 +225,58 @@ def row_jsonable(
     loader for (arrays of enums, composites, ...) arrives as PostgreSQL's literal and is parsed
     here into nested lists of element texts.
     """
-    out = [to_jsonable(v) for v in row]
-    if arrays:
-        for i, delim in arrays.items():
-            if isinstance(out[i], str):
-                out[i] = parse_array_literal(out[i], delim)
-    return out
+    return rows_jsonable((row,), arrays)[0]
+
+
+# Type OIDs whose values, as loaded by register_loaders' loaders (text format), are JSON-safe
+# already: bool, "char", name, int2, int4, text, oid, bpchar, varchar, interval (an ISO
+# duration), numeric (loaded straight to its JSON value).
+JSON_SAFE_OIDS = frozenset((16, 18, 19, 21, 23, 25, 26, 1042, 1043, 1186, 1700))
+
+# Types a result column is best loaded as text for (psycopg's C text loader) and converted from
+# its text straight to the JSON value: type OID -> converter (of a non-NULL text).
+TEXT_CONVERTERS: dict[int, Callable[[str], Any]] = {1700: numeric_from_text}
+
+
+def rows_jsonable(
+    rows: Sequence[tuple[Any, ...] | list[Any]],
+    arrays: Mapping[int, str] | None = None,
+    safe: Collection[int] = (),
+    converters: Mapping[int, Callable[[str], Any]] | None = None,
+) -> list[list[Any]]:
+    """``row_jsonable`` of each row: the hot path of every result, so it works column by
+    column, mostly in C (``zip``, ``map``): a column whose values are all of one common type
+    (NULLs aside) is converted by one function (``_FAST``), a mixed one value by value.
+
+    ``safe``: indexes of columns whose values are JSON-safe as loaded (see JSON_SAFE_OIDS),
+    left as they are. ``converters``: column index -> converter of the column's non-NULL
+    values, which were loaded as text (see TEXT_CONVERTERS)."""
+    if not rows:
+        return []
+    columns: list[Any] = list(zip(*rows, strict=True))
+    for i, column in enumerate(columns):
+        if converters and i in converters:
+            convert = converters[i]
+        elif i in safe:
+            continue
+        else:
+            kinds = set(map(type, column))
+            kinds.discard(NoneType)
+            if not kinds:
+                continue  # all NULL
+            convert = _FAST.get(kinds.pop(), to_jsonable) if len(kinds) == 1 else to_jsonable
+        if convert is not None:  # (None: JSON-safe as it is)
+            if None in column:
+                columns[i] = [None if value is None else convert(value) for value in column]
+            else:
+                columns[i] = list(map(convert, column))
+        if arrays and i in arrays:
+            delim = arrays[i]
+            columns[i] = [
+                parse_array_literal(value, delim) if isinstance(value, str) else value
+                for value in columns[i]
+            ]
+    return list(map(list, zip(*columns, strict=True)))
 
 
 def parse_array_literal(text: str, delim: str = ",") -> Any:
@@ -239,21 +330,44 @@ def parse_array_literal(text: str, delim: str = ",") -> Any:
     return result if not stack else text
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _c_encoder() -> Any:
+    """The C encoder ``_ENCODER`` builds on every call, built once (None without the C
+    accelerator). No circular-reference check: rows (built here from query results) have no
+    cycles."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:
+        return None
+    return make(None, _ENCODER.default, basestring, None, ":", ",", False, False, False)
+
+
+_C_ENCODE = _c_encoder()
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text (UTF-8, no ASCII escaping) of an already JSON-safe value."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def json_size(value: Any) -> int:
     """Bytes of the compact UTF-8 JSON serialisation of a JSON-safe value."""
-    return len(dumps(value).encode("utf-8"))
+    if _C_ENCODE is not None and isinstance(value, list | dict):
+        text = "".join(_C_ENCODE(value, 0))
+    else:
+        text = _ENCODER.encode(value)
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 # --- psycopg loaders -----------------------------------------------------------------------
 
 
-def register_loaders(context: Any) -> None:
-    """Install infinity-safe date/time loaders, exact interval and JSON-number loaders.
+def register_loaders(context: Any, *, tolerant: bool = True) -> None:
+    """Install infinity-safe date/time loaders (unless ``tolerant=False``: then psycopg's own
+    loaders, faster, raise ``DataError`` on values Python cannot hold), and exact interval,
+    numeric and JSON-number loaders.
 
     ``context`` is a psycopg connection (or cursor / AdaptersMap owner). Text format only:
     the executor always fetches text.
@@ -263,7 +377,7 @@ def register_loaders(context: Any) -> None:
     from psycopg.types import datetime as pgdt
     from psycopg.types.json import set_json_loads
 
-    def tolerant(base: type[Loader]) -> type[Loader]:
+    def keep_text(base: type[Loader]) -> type[Loader]:
         class Tolerant(base):  # type: ignore[valid-type,misc]
             def load(self, data: Any) -> Any:
                 try:
@@ -278,11 +392,18 @@ def register_loaders(context: Any) -> None:
         def load(self, data: Any) -> str:
             return iso_duration(bytes(data).decode("utf-8", "replace"))
 
+    class JsonNumericLoader(Loader):
+        def load(self, data: Any) -> int | float | str:
+            return numeric_from_text(str(data, "ascii"))
+
     adapters = context.adapters
-    adapters.register_loader("date", tolerant(pgdt.DateLoader))
-    adapters.register_loader("timestamp", tolerant(pgdt.TimestampLoader))
-    adapters.register_loader("timestamptz", tolerant(pgdt.TimestamptzLoader))
-    adapters.register_loader("time", tolerant(pgdt.TimeLoader))
-    adapters.register_loader("timetz", tolerant(pgdt.TimetzLoader))
     adapters.register_loader("interval", IsoIntervalLoader)
+    adapters.register_loader("numeric", JsonNumericLoader)
     set_json_loads(partial(json.loads, parse_float=Decimal), context)
+    if not tolerant:
+        return
+    adapters.register_loader("date", keep_text(pgdt.DateLoader))
+    adapters.register_loader("timestamp", keep_text(pgdt.TimestampLoader))
+    adapters.register_loader("timestamptz", keep_text(pgdt.TimestamptzLoader))
+    adapters.register_loader("time", keep_text(pgdt.TimeLoader))
+    adapters.register_loader("timetz", keep_text(pgdt.TimetzLoader))
