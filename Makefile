@@ -27,7 +27,7 @@ demo: setup fixtures ## the main job on the embedded default: fixtures, referenc
 
 test: setup fixtures ## ruff and the whole pytest suite
 	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
 lint: setup ## ruff check and format check
 	$(BIN)/ruff check src tests bench scripts
