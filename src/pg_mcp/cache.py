@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +26,12 @@ from pg_mcp.model import DatabaseSchema
 from pg_mcp.settings import Settings
 
 FORMAT = 1
-log = logging.getLogger("pg_mcp.cache")
+
+
+def _log() -> Any:
+    import logging  # only for background-refresh warnings: kept off the CLI's start-up
+
+    return logging.getLogger("pg_mcp.cache")
 
 
 def fingerprint(settings: Settings) -> str:
@@ -169,6 +172,8 @@ class SchemaCache:
         text = json.dumps(
             envelope, ensure_ascii=False, separators=(",", ":"), default=vars, check_circular=False
         )
+        import tempfile
+
         path = self.path(schema.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
@@ -204,11 +209,13 @@ class SchemaCache:
         except PgMcpError as exc:
             with self._lock:
                 self.errors[database] = str(exc)
-            log.warning("schema cache refresh of %s failed: %s", database, exc)
+            _log().warning("schema cache refresh of %s failed: %s", database, exc)
         except Exception as exc:  # a background thread must not die loudly
             with self._lock:
                 self.errors[database] = f"{type(exc).__name__}: {exc}"
-            log.warning("schema cache refresh of %s failed: %s", database, type(exc).__name__)
+            _log().warning(
+                "schema cache refresh of %s failed: %s", database, type(exc).__name__
+            )
 
     def refreshing(self, database: str) -> bool:
         with self._lock:

@@ -1,9 +1,11 @@
 """Catalog introspection: one database -> ``DatabaseSchema`` (the only I/O of the reference part).
 
-One SQL statement per database reads every catalog the model needs and returns it as
-a single JSON document (the server does the aggregation; one snapshot; one round
-trip): database, schemas, relations, columns, constraints, indexes, enums, domains,
-sequences, functions, extensions and the ``pg_stats`` of analysed tables. Tables
+Two SQL statements per database read every catalog the model needs, each returning
+one JSON document (the server does the aggregation; one round trip each): database,
+schemas, relations, columns, constraints, indexes, enums, domains, sequences,
+functions, extensions and the ``pg_stats`` of analysed tables. Through psql they run
+side by side on two connections (two cores on the server); through psycopg one after
+the other on one connection. Tables
 never analysed get a second, bounded pass (exact count when small, and a DISTINCT
 over their first rows for sample values), one statement per table.
 
@@ -30,25 +32,56 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pg_mcp.errors import PgMcpError
-from pg_mcp.model import (
-    Column,
-    CompositeField,
-    CompositeType,
-    Constraint,
-    DatabaseSchema,
-    DomainType,
-    EnumType,
-    Extension,
-    Function,
-    Index,
-    Sequence,
-    Table,
-)
-from pg_mcp.policy import is_column_denied, is_schema_denied, is_table_denied
 from pg_mcp.settings import Policy, Settings
+
+if TYPE_CHECKING:  # at run time bound by _import_model(), once the statements are sent
+    from pg_mcp.model import (
+        Column,
+        CompositeField,
+        CompositeType,
+        Constraint,
+        DatabaseSchema,
+        DomainType,
+        EnumType,
+        Extension,
+        Function,
+        Index,
+        Sequence,
+        Table,
+    )
+    from pg_mcp.policy import is_column_denied, is_schema_denied, is_table_denied
+
+    # A second-pass statement and what its result fills in: (table, count?, sampled columns).
+    _Plan = list[tuple[str, tuple[Table, bool, list[Column]]]]
+
+
+def _import_model() -> None:
+    """Bind the model classes and policy checks used to build the model as module globals.
+
+    Imported only here, so that the catalog statements are on their way to the server
+    before the interpreter spends time creating the model's dataclasses.
+    """
+    global Column, CompositeField, CompositeType, Constraint, DatabaseSchema, DomainType
+    global EnumType, Extension, Function, Index, Sequence, Table
+    global is_column_denied, is_schema_denied, is_table_denied
+    from pg_mcp.model import (
+        Column,
+        CompositeField,
+        CompositeType,
+        Constraint,
+        DatabaseSchema,
+        DomainType,
+        EnumType,
+        Extension,
+        Function,
+        Index,
+        Sequence,
+        Table,
+    )
+    from pg_mcp.policy import is_column_denied, is_schema_denied, is_table_denied
 
 # Columns whose values are never sampled even when the policy allows them.
 SENSITIVE = re.compile(
@@ -68,9 +101,10 @@ _NS = (
 
 
 def _not_ext(classid: str, objid: str) -> str:
+    """Not a member of an extension (``ext``: every member, read once per statement)."""
     return (
-        f"NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '{classid}'::regclass"
-        f" AND e.objid = {objid} AND e.deptype = 'e')"
+        f"NOT EXISTS (SELECT FROM ext WHERE ext.classid = '{classid}'::regclass"
+        f" AND ext.objid = {objid})"
     )
 
 
@@ -82,9 +116,16 @@ def _desc(alias: str, objoid: str, catalog: str, subid: str = "0") -> str:
 
 
 # The catalog, as json_agg lists of json_build_array rows (positions decoded by _Builder).
-# Two statements of about equal cost, run concurrently (psql) on the server.
+# Two statements of about equal cost, run concurrently (two psql, two backends). What a
+# fresh backend pays most for is building relation cache entries: relations
+# (pg_relation_size, view definitions) and constraints (CHECK expressions) need them, so
+# they share a statement; column defaults are deparsed without a relation (except
+# generated columns, whose expressions name columns), so the other statement needs none.
 _CTE = f"""
-WITH ns AS (
+WITH ext AS (
+  SELECT classid, objid FROM pg_depend
+  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+), ns AS (
   SELECT n.oid, n.nspname FROM pg_namespace n
   WHERE {_NS} AND {_not_ext("pg_namespace", "n.oid")}
 ), rel AS (
@@ -128,7 +169,8 @@ _LISTS: dict[str, str] = {
     "columns": f"""
   SELECT json_agg(json_build_array(a.attrelid, a.attnum, a.attname,
          format_type(a.atttypid, a.atttypmod), a.attnotnull,
-         CASE WHEN a.atthasdef THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+         CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid)
+              WHEN a.atthasdef THEN pg_get_expr(ad.adbin, 0) END,
          a.attidentity, a.attgenerated, d.description, a.atttypid, t.typcategory,
          CASE WHEN r.readable THEN true WHEN r.relkind = 'c' THEN false
               ELSE has_column_privilege(a.attrelid, a.attnum, 'SELECT') END))
@@ -140,15 +182,16 @@ _LISTS: dict[str, str] = {
 """,
     "constraints": f"""
   SELECT json_agg(json_build_array(co.conrelid, co.conname, co.contype, co.conkey,
-         pg_get_constraintdef(co.oid, true), fn.nspname, fc.relname, fk.names, d.description))
+         pg_get_constraintdef(co.oid, true), fn.nspname, fc.relname,
+         CASE WHEN co.contype = 'f' THEN ARRAY(
+           SELECT a.attname FROM unnest(co.confkey) WITH ORDINALITY k(num, ord)
+           JOIN pg_attribute a ON a.attrelid = co.confrelid AND a.attnum = k.num
+           ORDER BY k.ord) END,
+         d.description))
   FROM pg_constraint co
   JOIN rel r ON r.oid = co.conrelid
   LEFT JOIN pg_class fc ON fc.oid = co.confrelid
   LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
-  LEFT JOIN LATERAL (
-    SELECT array_agg(a.attname ORDER BY k.ord) AS names
-    FROM unnest(co.confkey) WITH ORDINALITY k(num, ord)
-    JOIN pg_attribute a ON a.attrelid = co.confrelid AND a.attnum = k.num) fk ON co.contype = 'f'
   {_desc("d", "co.oid", "pg_constraint")}
   WHERE co.contype IN ('p', 'u', 'f', 'c', 'x') AND co.conparentid = 0
 """,
@@ -230,12 +273,13 @@ _LISTS: dict[str, str] = {
               THEN coalesce(s.most_common_vals::text::text[], '{{}}')
                    || coalesce(s.histogram_bounds::text::text[], '{{}}') END))
   FROM pg_stats s JOIN rel r ON r.nspname = s.schemaname AND r.relname = s.tablename
-  WHERE @SAMPLES@
+  WHERE @SAMPLES@ AND s.schemaname NOT IN ('pg_catalog', 'information_schema')
 """,
 }
 _GROUPS = (
-    ("database", "schemas", "relations", "columns", "stats"),
-    ("constraints", "indexes", "enums", "domains", "sequences", "functions", "extensions"),
+    ("relations", "constraints", "sequences"),
+    ("schemas", "enums", "domains", "functions", "extensions", "database", "columns", "indexes",
+     "stats"),
 )
 
 
@@ -385,10 +429,6 @@ class _Rel:
     has_stats: bool = False
 
 
-# A second-pass statement and what its result fills in: (table, count?, sampled columns).
-_Plan = list[tuple[str, tuple[Table, bool, list[Column]]]]
-
-
 def build(name: str, data: dict[str, Any], settings: Settings) -> tuple[DatabaseSchema, _Plan]:
     """The model from the catalog document, and the statements of the second pass."""
     b = _Builder(name, data, settings)
@@ -414,6 +454,7 @@ class _Builder:
     """Decodes each list of the catalog document into the model, applying the policy."""
 
     def __init__(self, name: str, data: dict[str, Any], settings: Settings) -> None:
+        _import_model()
         self.data, self.policy = data, settings.policy
         self.col_denied = _column_check(self.policy)
         dbname, size, comment, version, search_path = data["database"]
@@ -494,31 +535,44 @@ class _Builder:
             self.visible.add((nsp, relname))
 
     def columns(self) -> None:
-        for row in sorted(self.rows("columns"), key=lambda r: (r[0], r[1])):
+        rels, domain_base, denied_check = self.rels, self.domain_base, self.col_denied
+        check = bool(self.policy.deny_columns)
+        enums: dict[int, list[str] | None] = {}  # type oid -> enum labels (through domains)
+        rows = self.rows("columns")
+        rows.sort()  # by (attrelid, attnum): unique, so the rest is never compared
+        for row in rows:
             relid, attnum, attname, typ, notnull, default, identity, generated, comment = row[:9]
             typoid, category, readable = row[9:]
-            rel = self.rels.get(relid)
+            rel = rels.get(relid)
             if rel is None:
                 continue
             rel.attnames[attnum] = attname
-            if rel.table is None:
+            t = rel.table
+            if t is None:
                 self.composites[relid].fields.append(CompositeField(attname, typ))
                 continue
-            t = rel.table
-            if self.col_denied(t.schema, t.name, attname):
+            if check and denied_check(t.schema, t.name, attname):
                 rel.denied.add(attname)
                 t.hidden_columns.append(attname)
                 continue
-            col = Column(name=attname, type=typ, nullable=not notnull, comment=comment)
-            if generated:
-                col.generated = default
+            if typoid in enums:
+                labels = enums[typoid]
             else:
-                col.default = default
-            col.identity = _IDENTITY.get(identity or "")
-            if typoid in self.domain_base:
-                col.base_type = self.domain_base[typoid][0]
-            col.enum_labels = self.enum_of(typoid)
-            t.columns.append(col)
+                labels = enums[typoid] = self.enum_of(typoid)
+            base = domain_base.get(typoid)
+            t.columns.append(
+                Column(
+                    name=attname,
+                    type=typ,
+                    nullable=not notnull,
+                    default=None if generated else default,
+                    identity=_IDENTITY.get(identity) if identity else None,
+                    generated=default if generated else None,
+                    comment=comment,
+                    base_type=base[0] if base is not None else None,
+                    enum_labels=list(labels) if labels is not None else None,
+                )
+            )
             rel.category[attname] = category
             rel.col_readable[attname] = bool(readable)
 
@@ -536,7 +590,7 @@ class _Builder:
             if rel is None or rel.table is None:
                 continue
             cols = [rel.attnames.get(n, "?") for n in conkey or []]
-            if _touches(rel.denied, [*cols, definition or ""]):
+            if rel.denied and _touches(rel.denied, [*cols, definition or ""]):
                 continue
             kind = _CONSTRAINT_KIND[contype]
             con = Constraint(conname, kind, cols, definition or "", comment=comment)
@@ -557,8 +611,8 @@ class _Builder:
             if rel is None or rel.table is None:
                 continue
             cols = _index_columns(rel, indkey or [], nkey, exprs)
-            include = [rel.attnames.get(n, "?") for n in (indkey or [])[nkey:] if n]
-            if _touches(rel.denied, [*cols, *include, pred or ""]):
+            include = [rel.attnames.get(n, "?") for n in indkey[nkey:] if n] if indkey else []
+            if rel.denied and _touches(rel.denied, [*cols, *include, pred or ""]):
                 continue
             t = rel.table
             # pg_get_indexdef() for expression and partial indexes; plain ones are spelled here
@@ -628,15 +682,9 @@ def _index_definition(
     pred: str | None,
 ) -> str:
     """A plain-column index as CREATE INDEX (what pg_get_indexdef() prints, qualified)."""
-    keys = []
-    for pos, col in enumerate(cols):
-        opt = options[pos] if pos < len(options) else 0
-        key = col if _plain(col) else (col if col.startswith("(") else f"({col})")
-        if opt & 1:
-            key += " DESC" + ("" if opt & 2 else " NULLS LAST")
-        elif opt & 2:
-            key += " NULLS FIRST"
-        keys.append(key)
+    # the common case: plain ascending columns, spelled as they are
+    plain = not any(options) and all(map(_plain, cols))
+    keys = cols if plain else _index_keys(cols, options)
     text = (
         f"CREATE {'UNIQUE ' if unique else ''}INDEX {_q(name)} ON {_q(t.schema)}.{_q(t.name)}"
         f" USING {method} ({', '.join(keys)})"
@@ -646,6 +694,24 @@ def _index_definition(
     if pred:
         text += f" WHERE {pred}"
     return text
+
+
+def _index_keys(cols: list[str], options: list[int]) -> list[str]:
+    keys = []
+    for pos, col in enumerate(cols):
+        opt = options[pos] if pos < len(options) else 0
+        key = col if _plain(col) else (col if col.startswith("(") else f"({col})")
+        if opt & 1:
+            key += " DESC" + ("" if opt & 2 else " NULLS LAST")
+        elif opt & 2:
+            key += " NULLS FIRST"
+        keys.append(key)
+    return keys
+
+
+@lru_cache(maxsize=65536)
+def _sensitive(name: str) -> bool:
+    return SENSITIVE.search(name) is not None
 
 
 @lru_cache(maxsize=65536)
@@ -728,7 +794,7 @@ def _plan_samples(rels: dict[int, _Rel], stats: list[list[Any]], settings: Setti
         for col in t.columns:
             if rel.category.get(col.name) not in ("S", "B") or col.enum_labels is not None:
                 continue
-            if SENSITIVE.search(col.name):
+            if _sensitive(col.name):
                 col.samples_withheld = True
             elif rel.col_readable.get(col.name):
                 wanted.append(col)

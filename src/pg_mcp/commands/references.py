@@ -7,23 +7,30 @@ database that are no longer produced, rewrites ``README.md`` and stores the mode
 in the schema cache.
 ``<out>/.manifest.json`` remembers which files belong to which database (so only
 files this tool wrote are ever removed) and the README line of each database.
+
+Two cores: while this process renders, a forked child serialises and writes the
+schema cache (a thread would have to take turns with the renderer for the GIL). The
+child is forked only where that is safe (Linux, no other thread running); elsewhere
+the cache is written inline. Files whose content is unchanged are not rewritten
+(their timestamps stay).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
+import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pg_mcp.errors import PgMcpError
 from pg_mcp.settings import Settings
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
 
 MANIFEST = ".manifest.json"
 # Databases pg-mcp itself creates for tests and benchmarks: never part of an unfiltered run.
@@ -44,11 +51,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if getattr(args, "no_samples", False):
         settings = settings.with_(samples=False)
+    whole_process = _whole_process()
     gc.disable()  # a short-lived process building many small objects: collection is pure cost
     try:
         results = generate(settings, names=args.db or None, out=Path(args.out))
     finally:
-        gc.enable()
+        if not whole_process:  # the command runs inside a longer-lived program
+            gc.enable()
     for r in results:
         print(
             f"{r.database}: {r.tables} tables/views, {r.files} file{'s' if r.files != 1 else ''}, "
@@ -56,7 +65,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     if not results:
         print("no databases to describe")
+    if whole_process:
+        # Done, and nothing else runs in this process: leave without the interpreter's
+        # teardown (a final collection, then every object of the run freed one by one).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
+
+
+def _whole_process() -> bool:
+    """Is this the ``pg-mcp`` command itself (console script or ``python -m pg_mcp.cli``)?"""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name == "pg_mcp.cli":
+        return True
+    cli = sys.modules.get("pg_mcp.cli")
+    return cli is not None and getattr(main, "main", None) is getattr(cli, "main", None)
 
 
 def generate(
@@ -105,11 +130,7 @@ def generate(
     manifest = _load_manifest(out)
     cache = SchemaCache(settings)
     results = []
-    # File system calls release the GIL: files are written while the next step computes.
-    from concurrent.futures import ThreadPoolExecutor
-
-    writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pg-mcp-write")
-    writes: list[Future[object]] = []
+    workers = Workers()
     try:
         for name in chosen:
             launch()
@@ -120,25 +141,25 @@ def generate(
                 if exc.code == "UNKNOWN_DATABASE":
                     _unknown(settings, name, server)
                 raise
+            launch()
+            workers.submit(cache.put, schema)  # on the other core while this one renders
             files = render.render_database(schema)
-            too_big = [p for p, t in files.items() if len(t.encode()) > render.MAX_FILE_BYTES]
+            blobs = {path: text.encode("utf-8") for path, text in files.items()}
+            too_big = [p for p, b in blobs.items() if len(b) > render.MAX_FILE_BYTES]
             if too_big:  # render guarantees this; never write a file an agent cannot read whole
                 raise PgMcpError(
                     "DB_ERROR", f"rendered file over {render.MAX_FILE_BYTES} bytes: {too_big[0]}"
                 )
-            writes.extend(_replace_files(out, name, files, manifest, writer))
+            _replace_files(out, name, blobs, manifest)
             manifest[name] = {**render.readme_entry(schema, files), "files": sorted(files)}
-            writes.append(writer.submit(cache.put, schema))  # overlaps the next database
             tables = sum(1 for t in schema.tables if not t.partition_of)
-            size = sum(len(t.encode("utf-8")) for t in files.values())
+            size = sum(len(b) for b in blobs.values())
             results.append(Result(name, tables, len(files), size, time.perf_counter() - began))
-            launch()
-        for w in writes:
-            w.result()  # re-raise any write error
+        workers.wait()  # re-raises a failed write
     finally:
         for _, pending in started.values():
             pending.cancel()  # a failure above: do not leave psql processes behind
-        writer.shutdown()
+        workers.wait(check=False)
     if not names:  # a full run: databases no longer reachable lose their references
         for gone in sorted(set(manifest) - set(chosen)):
             _replace_files(out, gone, {}, manifest)
@@ -153,6 +174,79 @@ def generate(
         out / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
     )
     return results
+
+
+class Workers:
+    """Runs jobs in forked child processes where that is safe, else inline, in order.
+
+    A child does its job and leaves with ``os._exit`` (no atexit handlers, no flushing
+    of inherited buffers); a failure is sent back through a pipe and raised by
+    ``wait()`` in this process: OSError as OSError, anything else as RuntimeError.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        # fork() copies only the calling thread: with others running, their locks could
+        # be held forever in the child. Linux only: fork without exec is fragile on macOS.
+        self.forking = sys.platform.startswith("linux") and threading.active_count() == 1
+        self._children: list[tuple[int, int]] = []  # (pid, read end of its error pipe)
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> None:
+        if not self.forking:
+            job(*args)
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: do the job, report a failure, never return
+            status = 0
+            try:
+                os.close(read_end)
+                job(*args)
+            except BaseException as exc:
+                status = 1
+                with contextlib.suppress(BaseException):
+                    os.write(write_end, _describe(exc))
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._children.append((pid, read_end))
+
+    def wait(self, *, check: bool = True) -> None:
+        """Wait for every child; with ``check``, raise the first failure."""
+        failures = []
+        children, self._children = self._children, []
+        for pid, read_end in children:
+            chunks = []
+            while chunk := os.read(read_end, 65536):
+                chunks.append(chunk)
+            os.close(read_end)
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                failures.append(b"".join(chunks))
+        if check and failures:
+            raise _undescribe(failures[0])
+
+
+def _describe(exc: BaseException) -> bytes:
+    if isinstance(exc, OSError):
+        info: dict[str, Any] = {"errno": exc.errno, "strerror": exc.strerror}
+        info["filename"] = None if exc.filename is None else os.fsdecode(exc.filename)
+    else:
+        info = {"message": f"{type(exc).__name__}: {exc}"}
+    return json.dumps(info).encode("utf-8")
+
+
+def _undescribe(data: bytes) -> Exception:
+    try:
+        info = json.loads(data)
+    except ValueError:
+        info = {}
+    if "errno" in info:
+        return OSError(info["errno"], info["strerror"], info["filename"])
+    return RuntimeError(info.get("message") or "a background write failed")
 
 
 def _selected(name: str, settings: Settings) -> bool:
@@ -179,16 +273,9 @@ def _load_manifest(out: Path) -> dict[str, dict]:
 
 
 def _replace_files(
-    out: Path,
-    name: str,
-    files: dict[str, str],
-    manifest: dict[str, dict],
-    pool: ThreadPoolExecutor | None = None,
-) -> list[Future[None]]:
-    """Write ``files`` and delete what an earlier run wrote for ``name`` that is not in it.
-
-    With a ``pool`` the writes run there (futures returned), else here.
-    """
+    out: Path, name: str, files: dict[str, str] | dict[str, bytes], manifest: dict[str, dict]
+) -> None:
+    """Write ``files`` and delete what an earlier run wrote for ``name`` that is not in it."""
     from pg_mcp.render import safe_filename
 
     old: set[str] = set(manifest.get(name, {}).get("files", []))
@@ -208,29 +295,38 @@ def _replace_files(
         folder = out / rel
         if rel not in (".", "") and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-    for folder in sorted({(out / rel).parent for rel in files}):
-        folder.mkdir(parents=True, exist_ok=True)
-    items = [(out / rel, text) for rel, text in files.items()]
-    if pool is None:
-        _write_all(items)
-        return []
-    half = (len(items) + 1) // 2
-    return [pool.submit(_write_all, part) for part in (items[:half], items[half:]) if part]
-
-
-def _write_all(items: list[tuple[Path, str]]) -> None:
-    for path, text in items:
-        _write_if_changed(path, text, mkdir=False)
+    base = str(out)
+    for folder in sorted({rel.rpartition("/")[0] for rel in files} - {""}):
+        os.makedirs(os.path.join(base, folder), exist_ok=True)
+    for rel, data in files.items():
+        path = os.path.join(base, rel)
+        _write_bytes_if_changed(path, data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def _write_if_changed(path: Path, text: str, *, mkdir: bool = True) -> None:
     """Write only when the content differs (unchanged files keep their timestamps)."""
-    data = text.encode("utf-8")
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
-    except OSError:
-        pass
     if mkdir:
         path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    _write_bytes_if_changed(str(path), text.encode("utf-8"))
+
+
+def _write_bytes_if_changed(path: str, data: bytes) -> None:
+    try:  # a new file: created and written in one go (the common case of a fresh folder)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
+    except FileExistsError:
+        try:
+            with open(path, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size == len(data) and fh.read() == data:
+                    return
+        except OSError:
+            pass
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
