@@ -44,7 +44,6 @@ Example ``pg-mcp.toml``::
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -219,6 +218,8 @@ def load_settings(
     path = Path(config_path or env.get("PG_MCP_CONFIG") or "pg-mcp.toml")
     explicit = bool(config_path or env.get("PG_MCP_CONFIG"))
     if path.is_file():
+        import tomllib
+
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
