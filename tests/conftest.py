@@ -62,7 +62,9 @@ def settings(fixture_dsn: str, tmp_path_factory: pytest.TempPathFactory):  # typ
     from pg_mcp.settings import load_settings
 
     home = tmp_path_factory.mktemp("pg-mcp-home")
-    return load_settings(env={"PG_MCP_DSN": fixture_dsn, "PG_MCP_HOME": str(home)}, config_path=None)
+    return load_settings(
+        env={"PG_MCP_DSN": fixture_dsn, "PG_MCP_HOME": str(home)}, config_path=None
+    )
 
 
 def db_dsn(server_dsn: str, dbname: str) -> str:

@@ -21,20 +21,26 @@ def test_every_cli_command_is_in_the_readme(command: str) -> None:
 
 @pytest.mark.parametrize("code", sorted(CODES))
 def test_every_error_code_is_in_the_readme_table(code: str) -> None:
-    assert re.search(rf"^\|\s*`{code}`\s*\|", README, re.MULTILINE), f"{code} missing from the error table"
+    assert re.search(rf"^\|\s*`{code}`\s*\|", README, re.MULTILINE), (
+        f"{code} missing from the error table"
+    )
 
 
 def test_readme_error_table_has_no_unknown_codes() -> None:
     section = README.split("## Error codes", 1)[1].split("\n## ", 1)[0]
     table_codes = set(re.findall(r"^\|\s*`([A-Z_]+)`\s*\|", section, re.MULTILINE))
-    assert table_codes <= set(CODES), f"README lists codes the code does not have: {table_codes - set(CODES)}"
+    assert table_codes <= set(CODES), (
+        f"README lists codes the code does not have: {table_codes - set(CODES)}"
+    )
 
 
 def test_quick_start_is_two_commands() -> None:
     section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```(?:sh|bash|shell)?\n(.*?)```", section, re.DOTALL)
     assert block, "Quick start has no code block"
-    commands = [ln for ln in block.group(1).splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    commands = [
+        ln for ln in block.group(1).splitlines() if ln.strip() and not ln.strip().startswith("#")
+    ]
     assert commands == ["make demo", "make test"]
 
 
@@ -65,5 +71,7 @@ def test_every_config_section_is_documented() -> None:
 def test_every_environment_variable_is_documented() -> None:
     from pg_mcp.settings import _ENV_KEYS
 
-    missing = [var for var in (*_ENV_KEYS, "PG_MCP_CONFIG", "PG_MCP_TEST_DSN") if f"`{var}`" not in README]
+    missing = [
+        var for var in (*_ENV_KEYS, "PG_MCP_CONFIG", "PG_MCP_TEST_DSN") if f"`{var}`" not in README
+    ]
     assert not missing, f"environment variables missing from README: {missing}"

@@ -24,7 +24,9 @@ def policy_db(pg_dsn: str, scratch_db: str) -> str:
     return scratch_db
 
 
-def test_wildcard_column_policy_refuses_only_tables_that_have_the_column(pg_dsn: str, policy_db: str) -> None:
+def test_wildcard_column_policy_refuses_only_tables_that_have_the_column(
+    pg_dsn: str, policy_db: str
+) -> None:
     settings = load_settings(env={"PG_MCP_DSN": pg_dsn}).with_(
         policy=Policy(deny_columns=("*.*.password_hash",)), samples=False
     )
@@ -53,7 +55,9 @@ def test_unknown_object_against_a_stale_cached_schema_rereads_it(
     from pg_mcp import validator
     from pg_mcp.cache import SchemaCache
 
-    settings = load_settings(env={"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path)}).with_(samples=False)
+    settings = load_settings(env={"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path)}).with_(
+        samples=False
+    )
     cache = validator._schema_cache(settings)
     assert isinstance(cache, SchemaCache)
     schema = cache.get(policy_db)

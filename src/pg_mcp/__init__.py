@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["PgMcpError", "__version__", "build_server", "load_settings", "run_readonly", "validate_sql"]
+__all__ = [
+    "PgMcpError",
+    "__version__",
+    "build_server",
+    "load_settings",
+    "run_readonly",
+    "validate_sql",
+]
 
 _LAZY = {
     "validate_sql": "pg_mcp.validator",

@@ -213,9 +213,7 @@ class SchemaCache:
         except Exception as exc:  # a background thread must not die loudly
             with self._lock:
                 self.errors[database] = f"{type(exc).__name__}: {exc}"
-            _log().warning(
-                "schema cache refresh of %s failed: %s", database, type(exc).__name__
-            )
+            _log().warning("schema cache refresh of %s failed: %s", database, type(exc).__name__)
 
     def refreshing(self, database: str) -> bool:
         with self._lock:

@@ -40,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ask PostgreSQL questions in plain language; get safe SQL or its result.",
     )
     p.add_argument("--version", action="version", version=f"pg-mcp {__version__}")
-    p.add_argument("--config", metavar="PATH", help="pg-mcp.toml to use (default: $PG_MCP_CONFIG or ./pg-mcp.toml)")
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="pg-mcp.toml to use (default: $PG_MCP_CONFIG or ./pg-mcp.toml)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str) -> argparse.ArgumentParser:
@@ -52,9 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("sql", help="the SQL text, or - to read it from standard input")
 
     c = add("run")
-    c.add_argument("--db", metavar="NAME", help="database to run on (optional when only one is reachable)")
+    c.add_argument(
+        "--db", metavar="NAME", help="database to run on (optional when only one is reachable)"
+    )
     c.add_argument("--max-rows", type=int, metavar="N", help="row cap (default from config: 500)")
-    c.add_argument("--timeout", type=float, metavar="SECONDS", help="statement timeout (default 10)")
+    c.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="statement timeout (default 10)"
+    )
     c.add_argument("--json", action="store_true", help="print exactly one JSON object")
     c.add_argument("sql", help="the SQL text, or - to read it from standard input")
 
@@ -66,12 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = add("psql")
     c.add_argument("--db", metavar="NAME", help="database to open")
-    c.add_argument("--timeout", type=float, metavar="SECONDS", help="statement timeout (default 10)")
-    c.add_argument("psql_args", nargs=argparse.REMAINDER, help="extra arguments passed to psql (after --)")
+    c.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="statement timeout (default 10)"
+    )
+    c.add_argument(
+        "psql_args", nargs=argparse.REMAINDER, help="extra arguments passed to psql (after --)"
+    )
 
     c = add("references")
     c.add_argument("--db", metavar="NAME", action="append", help="only this database (repeatable)")
-    c.add_argument("--out", metavar="DIR", default="references", help="output folder (default: references/)")
+    c.add_argument(
+        "--out", metavar="DIR", default="references", help="output folder (default: references/)"
+    )
     c.add_argument("--no-samples", action="store_true", help="do not collect sample values")
 
     c = add("cache")
@@ -85,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = add("ask")
     c.add_argument("--db", metavar="NAME", help="database (chosen from the question when omitted)")
-    c.add_argument("--return", dest="return_type", choices=["sql", "result", "both"], default="result")
+    c.add_argument(
+        "--return", dest="return_type", choices=["sql", "result", "both"], default="result"
+    )
     c.add_argument("--json", action="store_true")
     c.add_argument("question")
 
@@ -97,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     c = add("eval")
-    c.add_argument("--candidates", metavar="FILE", help="JSONL of candidate SQL to score (else ask is scored)")
+    c.add_argument(
+        "--candidates", metavar="FILE", help="JSONL of candidate SQL to score (else ask is scored)"
+    )
     c.add_argument("--queries", metavar="FILE", default="fixtures/TEST_QUERIES.md")
     c.add_argument("--db", metavar="NAME", action="append", help="only this database (repeatable)")
     c.add_argument("--level", action="append", help="only this level (repeatable)")
@@ -105,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
 
     c = add("fixtures")
-    c.add_argument("--only", metavar="NAME", action="append", help="small, medium or large (repeatable)")
+    c.add_argument(
+        "--only", metavar="NAME", action="append", help="small, medium or large (repeatable)"
+    )
     c.add_argument("--force", action="store_true", help="recreate even when already up to date")
 
     c = add("sample-dbs")

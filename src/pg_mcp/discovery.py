@@ -28,7 +28,13 @@ def database_dsn(dsn: str, dbname: str) -> str:
 
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "dbname"]
         return urlunsplit(
-            (parts.scheme, parts.netloc, "/" + quote(dbname, safe=""), urlencode(query), parts.fragment)
+            (
+                parts.scheme,
+                parts.netloc,
+                "/" + quote(dbname, safe=""),
+                urlencode(query),
+                parts.fragment,
+            )
         )
     from psycopg.conninfo import make_conninfo
 
@@ -64,7 +70,9 @@ def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseI
     dsn = dsn or server_dsn(settings)
     redact = Redactor(settings.secrets())
     try:
-        with psycopg.connect(dsn, connect_timeout=int(settings.connect_timeout), autocommit=True) as conn:
+        with psycopg.connect(
+            dsn, connect_timeout=int(settings.connect_timeout), autocommit=True
+        ) as conn:
             for attempt in range(3):
                 try:
                     rows = conn.execute(_LIST_SQL).fetchall()
@@ -99,6 +107,8 @@ def resolve_database(settings: Settings, name: str | None, dsn: str | None = Non
         raise PgMcpError(
             "UNKNOWN_DATABASE",
             f"no reachable database named {name!r}",
-            hint=("did you mean " + ", ".join(close) + "?") if close else "reachable: " + ", ".join(names[:20]),
+            hint=("did you mean " + ", ".join(close) + "?")
+            if close
+            else "reachable: " + ", ".join(names[:20]),
         )
     return name

@@ -83,6 +83,7 @@ def _import_model() -> None:
     )
     from pg_mcp.policy import is_column_denied, is_schema_denied, is_table_denied
 
+
 # Columns whose values are never sampled even when the policy allows them.
 SENSITIVE = re.compile(
     r"pass(word|wd)?|pwd|secret|token|api_?key|apikey|hash|salt|credential|private_?key", re.I
@@ -278,8 +279,17 @@ _LISTS: dict[str, str] = {
 }
 _GROUPS = (
     ("relations", "constraints", "sequences"),
-    ("schemas", "enums", "domains", "functions", "extensions", "database", "columns", "indexes",
-     "stats"),
+    (
+        "schemas",
+        "enums",
+        "domains",
+        "functions",
+        "extensions",
+        "database",
+        "columns",
+        "indexes",
+        "stats",
+    ),
 )
 
 
