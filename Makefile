@@ -47,7 +47,7 @@ sample-dbs: setup ## load pagila and northwind from ../shared/databases when pre
 references: setup fixtures ## write Markdown references for every reachable database into references/
 	$(PGMCP) references --out references
 
-skill: ## install the skill for Claude Code (.claude/skills is kept identical to skills/)
+skill: setup ## install the skill for Claude Code (.claude/skills is kept identical to skills/)
 	rm -rf .claude/skills/pg-mcp && mkdir -p .claude/skills && cp -R skills/pg-mcp .claude/skills/pg-mcp
 
 serve: setup ## run the MCP server over stdio
