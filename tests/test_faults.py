@@ -16,11 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -30,6 +28,7 @@ from typing import Any
 import anyio
 import pytest
 
+import serving
 from pgtemp import PASSWORD, PgTemp, free_port, pgtemp_fixture  # noqa: F401
 from standin_model import (  # noqa: F401
     StandinModel,
@@ -278,20 +277,11 @@ async def test_http_server_subprocess_rides_out_a_database_outage(
 
     port = free_port()
     env = cli_env(up, tmp_path) | {"PG_MCP_LOG_LEVEL": "INFO"}
-    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
-    with out.open("wb") as fo, err.open("wb") as fe:
-        proc = subprocess.Popen(
-            [PGMCP, "serve", "--transport", "http", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fo,
-            stderr=fe,
-        )
-    base = f"http://127.0.0.1:{port}"
+    served = serving.start_http(env, tmp_path, port)
+    base, proc, out, err = served.base, served.proc, served.out, served.err
     texts: list[str] = []
     try:
-        await anyio.to_thread.run_sync(wait_healthy, base, proc, err)
+        await anyio.to_thread.run_sync(serving.wait_healthy, served)
         sql = {"sql": "SELECT label FROM t WHERE id = 7", "database": DB}
         async with Client(f"{base}/mcp") as client:
             ok = await client.call_tool("run_readonly", sql)
@@ -301,7 +291,7 @@ async def test_http_server_subprocess_rides_out_a_database_outage(
             back = await client.call_tool("run_readonly", sql)
             texts += [text_of(ok), text_of(down), text_of(back)]
     finally:
-        stop_process(proc)
+        serving.stop_process(proc)
     assert ok.structured_content["rows"] == [["row 7"]]
     assert down.is_error and code_of(down) == "CONNECTION_ERROR", text_of(down)
     assert down_s < 2 + 3 + 5, down_s  # connect_timeout + statement_timeout, + margin
@@ -321,20 +311,11 @@ async def test_http_server_started_while_the_database_is_down(up: PgTemp, tmp_pa
     up.stop()
     port = free_port()
     env = cli_env(up, tmp_path) | {"PG_MCP_LOG_LEVEL": "INFO"}
-    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
-    with out.open("wb") as fo, err.open("wb") as fe:
-        proc = subprocess.Popen(
-            [PGMCP, "serve", "--transport", "http", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fo,
-            stderr=fe,
-        )
-    base = f"http://127.0.0.1:{port}"
+    served = serving.start_http(env, tmp_path, port)
+    base, proc, out, err = served.base, served.proc, served.out, served.err
     texts: list[str] = []
     try:
-        await anyio.to_thread.run_sync(wait_healthy, base, proc, err)
+        await anyio.to_thread.run_sync(serving.wait_healthy, served)
         sql = {"sql": "SELECT count(*) AS n FROM t", "database": DB}
         async with Client(f"{base}/mcp") as client:
             tools = (await client.list_tools()).tools
@@ -343,7 +324,7 @@ async def test_http_server_started_while_the_database_is_down(up: PgTemp, tmp_pa
             back = await client.call_tool("run_readonly", sql)
             texts += [text_of(down), text_of(back)]
     finally:
-        stop_process(proc)
+        serving.stop_process(proc)
     assert len(tools) == 3
     assert down.is_error and code_of(down) == "CONNECTION_ERROR", text_of(down)
     assert down_s < 2 + 3 + 5, down_s  # connection refused: fast; the bound is generous
@@ -352,32 +333,6 @@ async def test_http_server_started_while_the_database_is_down(up: PgTemp, tmp_pa
     assert "warm_up_failed" in stderr  # logged, not fatal
     for text in [*texts, stderr, out.read_text()]:
         assert PASSWORD not in text
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], err: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"pg-mcp serve exited: {err.read_text()}")
-        if time.monotonic() > deadline:
-            raise AssertionError("pg-mcp serve --transport http did not come up")
-        time.sleep(0.1)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- a runaway query ---------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from typing import Any
 import anyio
 import pytest
 
-from pgtemp import PASSWORD, PgTemp, free_port, pgtemp_fixture  # noqa: F401
+import serving
+from pgtemp import PASSWORD, PgTemp, pgtemp_fixture  # noqa: F401
 
 BIN = Path(sys.executable).parent
 PGMCP = str(BIN / "pg-mcp")
@@ -127,41 +128,8 @@ def http_server(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     env = env_for(pgtemp, tmp_path, f"pool_max_size = {POOL}\nstatement_timeout = 30\n")
     env["PG_MCP_LOG_LEVEL"] = "INFO"
-    port = free_port()
-    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
-    with out.open("wb") as fo, err.open("wb") as fe:
-        proc = subprocess.Popen(
-            [PGMCP, "serve", "--transport", "http", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fo,
-            stderr=fe,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None:
-                raise AssertionError(f"pg-mcp serve exited: {err.read_text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError("pg-mcp serve --transport http did not come up within 60 s")
-            time.sleep(0.1)
-        yield base, proc, tmp_path
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serving.http_server(env, tmp_path) as served:
+        yield served.base, served.proc, tmp_path
 
 
 class ActivitySampler:

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import anyio
 import pytest
+
+import serving
+from serving import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -97,12 +99,6 @@ def text_of(result: Any) -> str:
     return "\n".join(getattr(c, "text", "") for c in result.content)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -155,41 +151,8 @@ async def test_stdio_tools_and_stderr_logs(workdir: Path, secret_env, served_db:
 @pytest.fixture
 def http_server(workdir: Path, secret_env) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:  # type: ignore[no-untyped-def]
     env, _ = secret_env
-    port = free_port()
-    out, err = workdir / "http.stdout", workdir / "http.stderr"
-    with out.open("wb") as fo, err.open("wb") as fe:
-        proc = subprocess.Popen(
-            [PGMCP, "serve", "--transport", "http", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fo,
-            stderr=fe,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None:
-                raise AssertionError(f"pg-mcp serve exited: {err.read_text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError("pg-mcp serve --transport http did not come up within 60 s")
-            time.sleep(0.1)
-        yield base, proc, workdir
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serving.http_server(env, workdir) as served:
+        yield served.base, served.proc, workdir
 
 
 async def test_streamable_http_tools_metrics_and_stats(http_server, secret_env, served_db) -> None:  # type: ignore[no-untyped-def]
@@ -240,8 +203,8 @@ async def test_streamable_http_tools_metrics_and_stats(http_server, secret_env, 
 
     proc.send_signal(signal.SIGINT)  # graceful: the lifespan closes the pools
     assert proc.wait(timeout=20) == 0
-    stdout = (workdir / "http.stdout").read_bytes().decode()
-    stderr = (workdir / "http.stderr").read_text()
+    stdout = (workdir / "serve.out").read_bytes().decode()
+    stderr = (workdir / "serve.err").read_text()
     events = [x["event"] for x in json_lines(stderr)]
     assert "serving" in events and "server_stop" in events
     assert events.count("tool_call") == 6
