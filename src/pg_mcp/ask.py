@@ -154,9 +154,13 @@ class Asker:
         return validate_sql(sql, database, settings=self.settings, schema=schema)
 
     def _run(self, sql: str, database: str, cap: int) -> Any:
+        """Run SQL that ``_validate`` has just accepted against the same schema: not validated
+        a second time (the executor's read-only envelope still holds), as the server does."""
         from pg_mcp.executor import run_readonly
 
-        return run_readonly(sql, database, settings=self.settings, pools=self.pools, max_rows=cap)
+        return run_readonly(
+            sql, database, settings=self.settings, pools=self.pools, max_rows=cap, validate=False
+        )
 
     def _count_tokens(self, total: Usage, used: Usage) -> None:
         total.add(used)
