@@ -91,14 +91,19 @@ def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseI
 
 def resolve_database(settings: Settings, name: str | None, dsn: str | None = None) -> str:
     """Validate a database name against the reachable ones; pick the only one when omitted."""
-    names = [d.name for d in list_databases(settings, dsn)]
+    return pick_database([d.name for d in list_databases(settings, dsn)], name)
+
+
+def pick_database(names: list[str], name: str | None, *, how: str = "name one") -> str:
+    """``name`` if it is among ``names``, the only one when omitted, else a PgMcpError
+    (``how`` says how to name a database, in the caller's terms)."""
     if name is None:
         if len(names) == 1:
             return names[0]
         raise PgMcpError(
             "DATABASE_REQUIRED",
-            f"{len(names)} databases are reachable; name one",
-            hint="reachable: " + ", ".join(names[:20]),
+            f"{len(names)} databases are reachable; {how}",
+            hint=("reachable: " + ", ".join(names[:20])) if names else "no database is reachable",
         )
     if name not in names:
         import difflib

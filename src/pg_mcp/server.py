@@ -32,7 +32,6 @@ the Prometheus metrics and ``/healthz`` a liveness probe.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import json
 import logging
@@ -370,26 +369,9 @@ class ServerState:
         names = [d.name for d in await self.databases()]
         if name is not None and name not in names:
             names = [d.name for d in await self.databases(refresh=True)]  # created since?
-        if name is None:
-            if len(names) == 1:
-                return names[0]
-            raise PgMcpError(
-                "DATABASE_REQUIRED",
-                f"{len(names)} databases are reachable; name one with the database argument",
-                hint=("reachable: " + ", ".join(names[:20]))
-                if names
-                else "no database is reachable",
-            )
-        if name not in names:
-            close = difflib.get_close_matches(name, names, n=3)
-            raise PgMcpError(
-                "UNKNOWN_DATABASE",
-                f"no reachable database named {name!r}",
-                hint=("did you mean " + ", ".join(close) + "?")
-                if close
-                else "reachable: " + ", ".join(names[:20]),
-            )
-        return name
+        from pg_mcp.discovery import pick_database
+
+        return pick_database(names, name, how="name one with the database argument")
 
 
 # --- helpers ----------------------------------------------------------------------------
