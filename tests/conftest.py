@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,16 +74,30 @@ def db_dsn(server_dsn: str, dbname: str) -> str:
     return database_dsn(server_dsn, dbname)
 
 
+@contextmanager
+def scratch_database(server_dsn: str, setup_sql: str = "", tag: str = "") -> Iterator[str]:
+    """A fresh database (name yielded), set up with ``setup_sql``, dropped afterwards.
+
+    Named ``pgmcp_scratch_[tag_]<hex>``: discovery-wide runs (``pg-mcp references`` without
+    ``--db``) skip that prefix, so a scratch database never leaks into committed references.
+    """
+    import psycopg
+
+    name = f"pgmcp_scratch_{tag + '_' if tag else ''}{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        if setup_sql:
+            with psycopg.connect(db_dsn(server_dsn, name), autocommit=True) as conn:
+                conn.execute(setup_sql)
+        yield name
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def scratch_db(pg_dsn: str) -> Iterator[str]:
     """A fresh, empty database (name returned), dropped afterwards."""
-    import psycopg
-
-    name = f"pgmcp_scratch_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with scratch_database(pg_dsn) as name:
         yield name
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -9,13 +9,13 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import scratch_database
 from pg_mcp.ask import Asker
 from pg_mcp.errors import PgMcpError
 from pg_mcp.llm import LLM
@@ -48,17 +48,13 @@ def ask_db(pg_dsn: str) -> Iterator[str]:
     import psycopg
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'db_pg_mcp_small'").fetchone():
-            yield "db_pg_mcp_small"
-            return
-        name = f"pgmcp_ask_{uuid.uuid4().hex[:10]}"
-        conn.execute(f'CREATE DATABASE "{name}"')
-    from pg_mcp.discovery import database_dsn
-
-    try:
-        with psycopg.connect(database_dsn(pg_dsn, name), autocommit=True) as conn:
-            conn.execute(
-                """
+        small = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = 'db_pg_mcp_small'"
+        ).fetchone()
+    if small:
+        yield "db_pg_mcp_small"
+        return
+    setup = """
                 CREATE TABLE categories (category_id smallint PRIMARY KEY, parent_id smallint
                   REFERENCES categories, name text NOT NULL);
                 COMMENT ON TABLE categories IS 'Product categories';
@@ -71,11 +67,8 @@ def ask_db(pg_dsn: str) -> Iterator[str]:
                   FROM generate_series(1, 30) g;
                 ANALYZE;
                 """
-            )
+    with scratch_database(pg_dsn, setup, "ask") as name:
         yield name
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import json
 import threading
 import time
 import tracemalloc
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from conftest import scratch_database
 from pg_mcp.discovery import database_dsn as db_dsn
 from pg_mcp.executor import (
     DECLARE_PREFIX,
@@ -38,24 +38,15 @@ def db(pg_dsn: str) -> Iterator[str]:
     """A database for this module with a small table t, a sequence and a function that writes.
 
     Shared by the tests: the executor never changes it (that is what they check)."""
-    name = f"pgmcp_scratch_exec_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(db_dsn(pg_dsn, name), autocommit=True) as conn:
-            conn.execute(
-                """
-                CREATE TABLE t (id int PRIMARY KEY, name text);
-                INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 5) g;
-                CREATE SEQUENCE s;
-                CREATE FUNCTION write_t() RETURNS int LANGUAGE sql VOLATILE
-                  AS 'INSERT INTO t VALUES (99, ''sneaky'') RETURNING id';
-                """
-            )
+    setup = """
+        CREATE TABLE t (id int PRIMARY KEY, name text);
+        INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 5) g;
+        CREATE SEQUENCE s;
+        CREATE FUNCTION write_t() RETURNS int LANGUAGE sql VOLATILE
+          AS 'INSERT INTO t VALUES (99, ''sneaky'') RETURNING id';
+    """
+    with scratch_database(pg_dsn, setup, "exec") as name:
         yield name
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conftest import scratch_database
 from pg_mcp import executor, validator
 from pg_mcp.discovery import database_dsn as db_dsn
 from pg_mcp.errors import PgMcpError
@@ -33,19 +34,12 @@ def make_settings(dsn: str, tmp: Path, **overrides: object) -> Settings:
 
 @pytest.fixture(scope="module")
 def db(pg_dsn: str) -> Iterator[str]:
-    name = f"pgmcp_scratch_fast_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(db_dsn(pg_dsn, name), autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE t (id int PRIMARY KEY, name text);"
-                "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 2500) g;"
-            )
+    setup = (
+        "CREATE TABLE t (id int PRIMARY KEY, name text);"
+        "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 2500) g;"
+    )
+    with scratch_database(pg_dsn, setup, "fast") as name:
         yield name
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

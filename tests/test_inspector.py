@@ -13,12 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conftest import scratch_database
 
 PACKAGE = "@modelcontextprotocol/inspector"
 PGMCP = str(Path(sys.executable).parent / "pg-mcp")
@@ -47,20 +48,9 @@ def npx() -> str:
 
 @pytest.fixture(scope="module")
 def inspected_db(pg_dsn: str) -> Iterator[str]:
-    import psycopg
-
-    from pg_mcp.discovery import database_dsn
-
-    name = f"pgmcp_insp_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with psycopg.connect(database_dsn(pg_dsn, name), autocommit=True) as conn:
-        conn.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 5) g")
-    try:
+    setup = "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 5) g"
+    with scratch_database(pg_dsn, setup, "insp") as name:
         yield name
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

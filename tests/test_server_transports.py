@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import anyio
 import pytest
 
 import serving
+from conftest import scratch_database
 from serving import free_port
 
 pytestmark = pytest.mark.anyio
@@ -59,21 +59,12 @@ def with_password(dsn: str, password: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def served_db(pg_dsn: str) -> Iterator[str]:
-    import psycopg
-
-    from pg_mcp.discovery import database_dsn
-
-    name = f"pgmcp_srvt_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with psycopg.connect(database_dsn(pg_dsn, name), autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY, label text)")
-        conn.execute("INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 10) g")
-    try:
+    setup = (
+        "CREATE TABLE t (id int PRIMARY KEY, label text);"
+        "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 10) g"
+    )
+    with scratch_database(pg_dsn, setup, "srvt") as name:
         yield name
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

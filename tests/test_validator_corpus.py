@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 
+from conftest import scratch_database
 from pg_mcp.model import Column, DatabaseSchema, Function, Table
 from pg_mcp.validator import statement_starts, validate_sql
 
@@ -158,18 +158,12 @@ def legit_db(pg_dsn: str) -> Iterator[tuple[str, DatabaseSchema]]:
     """A module-wide scratch database holding legit_setup.sql: (dsn, schema)."""
     from pg_mcp.discovery import database_dsn
 
-    name = f"pgmcp_validator_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
+    setup = (CORPUS / "legit_setup.sql").read_text(encoding="utf-8")
+    with scratch_database(pg_dsn, setup, "validator") as name:
         dsn = database_dsn(pg_dsn, name)
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute((CORPUS / "legit_setup.sql").read_text(encoding="utf-8"))
             schema = catalog_schema(conn, name)
         yield dsn, schema
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
