@@ -86,7 +86,16 @@ END $$;
 
 
 def server_dsn() -> str:
+    """The DSN pg-mcp uses (the embedded server's least-privilege reader by default)."""
     from pg_mcp.discovery import server_dsn as dsn_of
+    from pg_mcp.settings import load_settings
+
+    return dsn_of(load_settings())
+
+
+def admin_dsn() -> str:
+    """The DSN that may create the benchmark database."""
+    from pg_mcp.discovery import admin_dsn as dsn_of
     from pg_mcp.settings import load_settings
 
     return dsn_of(load_settings())
@@ -173,7 +182,8 @@ def main() -> int:
     from pg_mcp.discovery import database_dsn
 
     dsn = server_dsn()
-    build_seconds = build(dsn, args.rebuild)
+    admin = admin_dsn()
+    build_seconds = build(admin, args.rebuild)
     dump = pg_dump_for(dsn)
     db_dsn = database_dsn(dsn, DB)
     ref_times: list[float] = []
@@ -206,7 +216,7 @@ def main() -> int:
             biggest = max((p.stat().st_size for p in paths), default=0)
     finally:
         if not args.keep:
-            drop(dsn)
+            drop(admin)
 
     best_ref, best_dump = min(ref_times), min(dump_times)
     print(f"tables: {SCHEMAS * TABLES_PER_SCHEMA}")

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import psycopg
 
-    from pg_mcp.discovery import database_dsn, server_dsn
+    from pg_mcp.discovery import admin_dsn, database_dsn, server_dsn
     from pg_mcp.executor import Pools
     from pg_mcp.fixtures import ensure_loaded
     from pg_mcp.settings import load_settings
@@ -122,20 +122,21 @@ def main(argv: list[str] | None = None) -> int:
         audit_log=None,
         max_bytes=50_000_000,  # the capped fetch's 10,000 rows are above the default budget
     )
-    ensure_loaded(dsn, ["small"])
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    admin = admin_dsn(base)  # creates and fills the scratch database
+    ensure_loaded(admin, ["small"])
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
     try:
         with Pools(settings) as pools:
             for name, (sql, rows) in SMALL_QUERIES.items():
                 _small(name, sql, rows, args, database_dsn(dsn, SMALL_DB), pools)
             t0 = time.perf_counter()
-            with psycopg.connect(database_dsn(dsn, db), autocommit=True) as conn:
+            with psycopg.connect(database_dsn(admin, db), autocommit=True) as conn:
                 conn.execute(SETUP)
             print(f"setup_seconds: {time.perf_counter() - t0:.2f}")
             _big(args.fetches, db, database_dsn(dsn, db), pools)
     finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         shutil.rmtree(settings.home, ignore_errors=True)
     return 0

@@ -31,35 +31,61 @@ def docker_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
-    """DSN of the server the tests use (its `postgres` database)."""
+def pg_server() -> Iterator[tuple[str, str]]:
+    """(kind, administrator DSN) of the server the tests use: ``env`` (PG_MCP_TEST_DSN),
+    ``container`` (testcontainers) or ``embedded``."""
     dsn = os.environ.get("PG_MCP_TEST_DSN")
     if dsn:
-        yield dsn
+        yield "env", dsn
         return
     if os.environ.get("PG_MCP_TEST_DOCKER", "1") != "0" and docker_available():
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:17", driver=None) as pg:
-            yield pg.get_connection_url()
+            yield "container", pg.get_connection_url()
         return
     from pg_mcp import embedded
 
-    yield embedded.ensure_running(ROOT / ".pg-mcp")
+    yield "embedded", embedded.ensure_running(ROOT / ".pg-mcp")
 
 
 @pytest.fixture(scope="session")
-def fixture_dsn(pg_dsn: str) -> str:
-    """The server DSN, with the three fixture databases loaded (once per session)."""
+def pg_dsn(pg_server: tuple[str, str]) -> str:
+    """Administrator DSN of the server the tests use (its `postgres` database)."""
+    return pg_server[1]
+
+
+READER_PASSWORD = "Rd-7c21-reader"  # the test reader role's password on servers that want one
+
+
+@pytest.fixture(scope="session")
+def reader_dsn(pg_server: tuple[str, str]) -> str:
+    """The test server as pg-mcp's least-privilege role (``pgmcp_reader``: pg_read_all_data,
+    no superuser): what pg-mcp itself connects as. ``pg_dsn`` stays the administrator's, for
+    creating databases and loading data."""
+    from pg_mcp import embedded
+
+    kind, pg_dsn = pg_server
+    if kind == "embedded":
+        return embedded.reader_dsn(ROOT / ".pg-mcp")
+    embedded.provision_reader(pg_dsn, password=READER_PASSWORD)
+    return embedded.with_user(pg_dsn, embedded.READER_ROLE, READER_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def fixture_dsn(pg_dsn: str, reader_dsn: str) -> str:
+    """The server DSN as pg-mcp's reader role, with the three fixture databases loaded (once
+    per session, by the administrator)."""
     from pg_mcp.fixtures import ensure_loaded
 
     ensure_loaded(pg_dsn)
-    return pg_dsn
+    return reader_dsn
 
 
 @pytest.fixture(scope="session")
 def settings(fixture_dsn: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """Settings pointing at the test server, with no config file and a private home."""
+    """Settings pointing at the test server (as the reader role), with no config file and a
+    private home."""
     from pg_mcp.settings import load_settings
 
     home = tmp_path_factory.mktemp("pg-mcp-home")

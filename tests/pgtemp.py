@@ -36,6 +36,7 @@ import pytest
 
 PASSWORD = "Pw-9f3a-SECRET"
 USER = "postgres"
+READER = "pgmcp_reader"
 SYSTEM_USER = "pgserver"  # who runs PostgreSQL when we are root (as the wheel does)
 
 # A small, fast, throwaway server: no fsync, modest memory, logs of what fails.
@@ -74,9 +75,15 @@ class PgTemp:
         """Server DSN (database ``postgres``), password included."""
         return self.dsn_for("postgres")
 
-    def dsn_for(self, dbname: str) -> str:
+    def dsn_for(self, dbname: str, user: str = USER) -> str:
         pw = quote(self.password, safe="")
-        return f"postgresql://{USER}:{pw}@127.0.0.1:{self.port}/{quote(dbname, safe='')}"
+        return f"postgresql://{user}:{pw}@127.0.0.1:{self.port}/{quote(dbname, safe='')}"
+
+    @property
+    def reader_dsn(self) -> str:
+        """Server DSN as pg-mcp's least-privilege role (``pgmcp_reader``, same distinctive
+        password, provisioned at start): what pg-mcp connects as in the tests."""
+        return self.dsn_for("postgres", READER)
 
     # ---- lifecycle ------------------------------------------------------------------
     def _bin(self, name: str) -> str:
@@ -186,6 +193,9 @@ class PgTemp:
             timeout=90,
         )
         self._wait_ready()
+        from pg_mcp.embedded import provision_reader
+
+        provision_reader(self.dsn, READER, self.password)
         return self
 
     def _wait_ready(self, timeout: float = 30.0) -> None:

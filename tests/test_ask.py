@@ -72,9 +72,11 @@ def ask_db(pg_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def base(pg_dsn: str, ask_db: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def base(
+    pg_dsn: str, reader_dsn: str, ask_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     home = tmp_path_factory.mktemp("ask-home")
-    return Settings(dsn=pg_dsn, home=home, include=(ask_db,))
+    return Settings(dsn=reader_dsn, home=home, include=(ask_db,))
 
 
 @pytest.fixture(scope="module")

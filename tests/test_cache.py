@@ -30,12 +30,12 @@ def _add_table(pg_dsn: str, dbname: str, name: str) -> None:
         conn.execute(f"CREATE TABLE {name} (id int)")
 
 
-def _settings(pg_dsn: str, home: Path, **kw: object) -> Settings:
-    return Settings(dsn=pg_dsn, home=home, **kw)  # type: ignore[arg-type]
+def _settings(dsn: str, home: Path, **kw: object) -> Settings:
+    return Settings(dsn=dsn, home=home, **kw)  # type: ignore[arg-type]
 
 
-def test_round_trip_through_disk(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    settings = _settings(pg_dsn, tmp_path)
+def test_round_trip_through_disk(pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path) -> None:
+    settings = _settings(reader_dsn, tmp_path)
     first = SchemaCache(settings).get(db)
     assert first.table("first_table") is not None
     path = SchemaCache(settings).path(db)
@@ -54,16 +54,20 @@ def test_round_trip_through_disk(pg_dsn: str, db: str, tmp_path: Path) -> None:
     assert SchemaCache(settings).get(db).table("second_table") is not None
 
 
-def test_a_stale_file_is_introspected_again(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    SchemaCache(_settings(pg_dsn, tmp_path)).get(db)
+def test_a_stale_file_is_introspected_again(
+    pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path
+) -> None:
+    SchemaCache(_settings(reader_dsn, tmp_path)).get(db)
     _add_table(pg_dsn, db, "second_table")
-    stale = SchemaCache(_settings(pg_dsn, tmp_path, cache_ttl=0.0))
+    stale = SchemaCache(_settings(reader_dsn, tmp_path, cache_ttl=0.0))
     assert stale.info(db)["state"] == "stale"
     assert stale.get(db).table("second_table") is not None
 
 
-def test_stale_memory_is_served_while_refreshing(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    cache = SchemaCache(_settings(pg_dsn, tmp_path, cache_ttl=0.0))  # always stale once held
+def test_stale_memory_is_served_while_refreshing(
+    pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path
+) -> None:
+    cache = SchemaCache(_settings(reader_dsn, tmp_path, cache_ttl=0.0))  # always stale once held
     held = cache.get(db)
     _add_table(pg_dsn, db, "second_table")
     served = cache.get(db)  # never waits: the old copy, and a refresh starts behind it
@@ -75,8 +79,10 @@ def test_stale_memory_is_served_while_refreshing(pg_dsn: str, db: str, tmp_path:
     assert not cache.errors
 
 
-def test_background_refresh_failure_is_recorded_not_raised(pg_dsn: str, tmp_path: Path) -> None:
-    cache = SchemaCache(_settings(pg_dsn, tmp_path))
+def test_background_refresh_failure_is_recorded_not_raised(
+    pg_dsn: str, reader_dsn: str, tmp_path: Path
+) -> None:
+    cache = SchemaCache(_settings(reader_dsn, tmp_path))
     thread = cache.refresh_in_background("pgmcp_no_such_database_here")
     thread.join(timeout=60)
     assert "UNKNOWN_DATABASE" in cache.errors["pgmcp_no_such_database_here"]
@@ -85,8 +91,10 @@ def test_background_refresh_failure_is_recorded_not_raised(pg_dsn: str, tmp_path
     assert err.value.code == "UNKNOWN_DATABASE"
 
 
-def test_concurrent_gets_share_one_model(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    cache = SchemaCache(_settings(pg_dsn, tmp_path))
+def test_concurrent_gets_share_one_model(
+    pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path
+) -> None:
+    cache = SchemaCache(_settings(reader_dsn, tmp_path))
     results: list[object] = []
     errors: list[BaseException] = []
 
@@ -105,17 +113,21 @@ def test_concurrent_gets_share_one_model(pg_dsn: str, db: str, tmp_path: Path) -
     assert all(r == results[0] for r in results)
 
 
-def test_policy_or_server_change_invalidates_the_file(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    SchemaCache(_settings(pg_dsn, tmp_path)).get(db)
-    hidden = SchemaCache(_settings(pg_dsn, tmp_path, policy=Policy(deny_tables=("*.first_table",))))
+def test_policy_or_server_change_invalidates_the_file(
+    pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path
+) -> None:
+    SchemaCache(_settings(reader_dsn, tmp_path)).get(db)
+    hidden = SchemaCache(
+        _settings(reader_dsn, tmp_path, policy=Policy(deny_tables=("*.first_table",)))
+    )
     assert hidden.load(db) is None  # written under another policy: not used
     assert hidden.get(db).table("first_table") is None
-    no_samples = SchemaCache(_settings(pg_dsn, tmp_path, samples=False))
+    no_samples = SchemaCache(_settings(reader_dsn, tmp_path, samples=False))
     assert no_samples.load(db) is None
 
 
-def test_a_corrupt_file_is_ignored(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    cache = SchemaCache(_settings(pg_dsn, tmp_path))
+def test_a_corrupt_file_is_ignored(pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path) -> None:
+    cache = SchemaCache(_settings(reader_dsn, tmp_path))
     cache.path(db).parent.mkdir(parents=True)
     cache.path(db).write_text("{not json", encoding="utf-8")
     assert cache.info(db)["state"].startswith("unusable")
@@ -128,8 +140,8 @@ def test_odd_database_names_get_safe_file_names(tmp_path: Path) -> None:
     assert cache.path("a/b c").parent == tmp_path / "cache"
 
 
-def test_cache_cli(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    env = {**os.environ, "PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path)}
+def test_cache_cli(pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path) -> None:
+    env = {**os.environ, "PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)}
     env.pop("PG_MCP_CONFIG", None)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:

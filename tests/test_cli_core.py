@@ -57,9 +57,11 @@ def db(pg_dsn: str, scratch_db: str) -> str:
 # --- run ---------------------------------------------------------------------------------
 
 
-def test_run_json_success_is_exactly_one_object(pg_dsn: str, db: str, tmp_path: Path) -> None:
+def test_run_json_success_is_exactly_one_object(
+    pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path
+) -> None:
     p = cli("run", "--db", db, "--json", "--max-rows", "3", "SELECT id, label, price FROM items ORDER BY id",
-            dsn=pg_dsn, home=tmp_path)  # fmt: skip
+            dsn=reader_dsn, home=tmp_path)  # fmt: skip
     assert p.returncode == 0, p.stderr
     out = one_json(p.stdout)
     assert out["ok"] is True and out["row_count"] == 3 and out["truncated"] is True
@@ -87,9 +89,9 @@ def test_run_json_success_is_exactly_one_object(pg_dsn: str, db: str, tmp_path: 
     ],
 )
 def test_run_json_failures_are_one_object_and_nonzero(
-    args: list[str], code: str, pg_dsn: str, db: str, tmp_path: Path
+    args: list[str], code: str, pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path
 ) -> None:
-    p = cli("run", "--json", *[a.replace("{db}", db) for a in args], dsn=pg_dsn, home=tmp_path)
+    p = cli("run", "--json", *[a.replace("{db}", db) for a in args], dsn=reader_dsn, home=tmp_path)
     assert p.returncode == 1
     out = one_json(p.stdout)
     assert out["ok"] is False and out["code"] == code and out["message"]
@@ -112,7 +114,7 @@ def test_run_json_connection_error(tmp_path: Path) -> None:
     assert out["code"] == "CONNECTION_ERROR"
 
 
-def test_run_table_and_footer(pg_dsn: str, db: str, tmp_path: Path) -> None:
+def test_run_table_and_footer(pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path) -> None:
     p = cli(
         "run",
         "--db",
@@ -120,7 +122,7 @@ def test_run_table_and_footer(pg_dsn: str, db: str, tmp_path: Path) -> None:
         "--max-rows",
         "2",
         "SELECT id, label FROM items ORDER BY id",
-        dsn=pg_dsn,
+        dsn=reader_dsn,
         home=tmp_path,
     )
     assert p.returncode == 0, p.stderr
@@ -129,24 +131,24 @@ def test_run_table_and_footer(pg_dsn: str, db: str, tmp_path: Path) -> None:
     assert set(lines[1]) <= {"-", "+"}
     assert lines[2].startswith(" 1 | item 1")
     assert lines[-1].startswith("(2 rows, truncated) in ") and lines[-1].endswith(" ms")
-    p = cli("run", "--db", db, "SELECT count(*) FROM items", dsn=pg_dsn, home=tmp_path)
+    p = cli("run", "--db", db, "SELECT count(*) FROM items", dsn=reader_dsn, home=tmp_path)
     assert p.stdout.splitlines()[-1].startswith("(1 row) in ")
 
 
 def test_run_reads_stdin_and_reports_errors_with_a_caret(
-    pg_dsn: str, db: str, tmp_path: Path
+    pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path
 ) -> None:
     p = cli(
         "run",
         "--db",
         db,
         "-",
-        dsn=pg_dsn,
+        dsn=reader_dsn,
         home=tmp_path,
         stdin="SELECT label FROM items WHERE id = 3\n",
     )
     assert p.returncode == 0 and "item 3" in p.stdout
-    p = cli("run", "--db", db, "SELECT lable FROM items", dsn=pg_dsn, home=tmp_path)
+    p = cli("run", "--db", db, "SELECT lable FROM items", dsn=reader_dsn, home=tmp_path)
     assert p.returncode == 1 and p.stdout == ""
     assert p.stderr.startswith("error UNKNOWN_OBJECT") or p.stderr.startswith("error DB_ERROR")
     assert "  SELECT lable FROM items\n         ^" in p.stderr
@@ -155,52 +157,52 @@ def test_run_reads_stdin_and_reports_errors_with_a_caret(
 # --- validate --------------------------------------------------------------------------------
 
 
-def test_validate_exit_codes_and_output(pg_dsn: str, tmp_path: Path) -> None:
-    ok = cli("validate", "SELECT 1", dsn=pg_dsn, home=tmp_path)
+def test_validate_exit_codes_and_output(pg_dsn: str, reader_dsn: str, tmp_path: Path) -> None:
+    ok = cli("validate", "SELECT 1", dsn=reader_dsn, home=tmp_path)
     assert (ok.returncode, ok.stdout) == (0, "ok\n")
-    bad = cli("validate", "SELECT 1; DROP TABLE x", dsn=pg_dsn, home=tmp_path)
+    bad = cli("validate", "SELECT 1; DROP TABLE x", dsn=reader_dsn, home=tmp_path)
     assert bad.returncode == 1
     first, *rest = bad.stdout.splitlines()
     assert first.startswith("MULTIPLE_STATEMENTS: ")
     assert "  SELECT 1; DROP TABLE x" in rest and "            ^" in rest
-    js = cli("validate", "--json", "-", dsn=pg_dsn, home=tmp_path, stdin="DELETE FROM t")
+    js = cli("validate", "--json", "-", dsn=reader_dsn, home=tmp_path, stdin="DELETE FROM t")
     assert js.returncode == 1
     verdict = one_json(js.stdout)
     assert verdict["ok"] is False and verdict["code"] == "NOT_READ_ONLY"
 
 
-def test_validate_against_a_database(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    p = cli("validate", "--db", db, "--json", "SELECT id FROM items", dsn=pg_dsn, home=tmp_path)
+def test_validate_against_a_database(pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path) -> None:
+    p = cli("validate", "--db", db, "--json", "SELECT id FROM items", dsn=reader_dsn, home=tmp_path)
     assert p.returncode == 0 and one_json(p.stdout)["ok"] is True
-    p = cli("validate", "--db", db, "SELECT id FROM itemz", dsn=pg_dsn, home=tmp_path)
+    p = cli("validate", "--db", db, "SELECT id FROM itemz", dsn=reader_dsn, home=tmp_path)
     assert p.returncode == 1 and p.stdout.startswith("UNKNOWN_OBJECT: ")
 
 
 # --- databases, doctor ------------------------------------------------------------------------
 
 
-def test_databases(pg_dsn: str, db: str, tmp_path: Path) -> None:
-    p = cli("databases", "--json", dsn=pg_dsn, home=tmp_path)
+def test_databases(pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path) -> None:
+    p = cli("databases", "--json", dsn=reader_dsn, home=tmp_path)
     assert p.returncode == 0
     out = one_json(p.stdout)
     mine = [d for d in out["databases"] if d["name"] == db]
     assert mine and mine[0]["comment"] == "cli test database" and mine[0]["size_bytes"] > 0
     assert not any(d["name"].startswith("template") for d in out["databases"])
-    p = cli("databases", dsn=pg_dsn, home=tmp_path)
+    p = cli("databases", dsn=reader_dsn, home=tmp_path)
     assert p.returncode == 0 and any(line.startswith(db) for line in p.stdout.splitlines())
     p = cli("databases", "--json", dsn="postgresql://u@127.0.0.1:1/postgres", home=tmp_path)
     assert p.returncode == 1 and one_json(p.stdout)["code"] == "CONNECTION_ERROR"
 
 
-def test_doctor_reports_and_warns_loudly(pg_dsn: str, tmp_path: Path) -> None:
-    p = cli("doctor", "--json", dsn=pg_dsn, home=tmp_path)
+def test_doctor_reports_and_warns_loudly(pg_dsn: str, reader_dsn: str, tmp_path: Path) -> None:
+    p = cli("doctor", "--json", dsn=reader_dsn, home=tmp_path)
     assert p.returncode == 0, p.stderr
     report = one_json(p.stdout)
     assert report["server"]["mode"] == "external" and report["server"]["version"]
     assert report["role"]["role"]
     assert {"psycopg", "sqlglot", "pg-mcp"} <= set(report["versions"])
     assert any("CREATE ROLE" in line for line in report["grant_sql"])
-    text = cli("doctor", dsn=pg_dsn, home=tmp_path).stdout
+    text = cli("doctor", dsn=reader_dsn, home=tmp_path).stdout
     assert "server       PostgreSQL" in text and "GRANT" in text
     if report["role"]["superuser"]:  # the embedded server and test containers run as superuser
         assert report["can_write"] is True
@@ -210,17 +212,27 @@ def test_doctor_reports_and_warns_loudly(pg_dsn: str, tmp_path: Path) -> None:
 # --- psql --------------------------------------------------------------------------------------
 
 
-def test_psql_is_read_only_and_time_limited(pg_dsn: str, db: str, tmp_path: Path) -> None:
+def test_psql_is_read_only_and_time_limited(
+    pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path
+) -> None:
     p = cli("psql", "--db", db, "--", "-X", "-A", "-t", "-c", "SELECT count(*) FROM items",
-            dsn=pg_dsn, home=tmp_path)  # fmt: skip
+            dsn=reader_dsn, home=tmp_path)  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "10"
     assert "read-only" in p.stderr.splitlines()[0]
     p = cli("psql", "--db", db, "--timeout", "3", "--", "-X", "-A", "-t", "-c", "SHOW statement_timeout",
-            "-c", "SHOW default_transaction_read_only", dsn=pg_dsn, home=tmp_path)  # fmt: skip
+            "-c", "SHOW default_transaction_read_only", dsn=reader_dsn, home=tmp_path)  # fmt: skip
     assert p.stdout.split() == ["3s", "on"]
     p = cli(
-        "psql", "--db", db, "--", "-X", "-c", "CREATE TABLE x (a int)", dsn=pg_dsn, home=tmp_path
+        "psql",
+        "--db",
+        db,
+        "--",
+        "-X",
+        "-c",
+        "CREATE TABLE x (a int)",
+        dsn=reader_dsn,
+        home=tmp_path,
     )
     assert p.returncode != 0 and "read-only transaction" in p.stderr
     with psycopg.connect(database_dsn(pg_dsn, db)) as conn:

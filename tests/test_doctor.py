@@ -66,12 +66,12 @@ def test_grant_statements() -> None:
         {"shop": ["public", "secret_hr", 'we"ird']}, 170000, deny_schemas=("secret*",)
     )
     text = "\n".join(sql)
-    assert "CREATE ROLE \"pg_mcp_reader\" LOGIN PASSWORD '<choose-a-strong-password>'" in text
-    assert 'GRANT CONNECT ON DATABASE "shop" TO "pg_mcp_reader";' in text
-    assert 'GRANT USAGE ON SCHEMA "public" TO "pg_mcp_reader";' in text
-    assert 'GRANT SELECT ON ALL TABLES IN SCHEMA "public" TO "pg_mcp_reader";' in text
+    assert "CREATE ROLE \"pgmcp_reader\" LOGIN PASSWORD '<choose-a-strong-password>'" in text
+    assert 'GRANT CONNECT ON DATABASE "shop" TO "pgmcp_reader";' in text
+    assert 'GRANT USAGE ON SCHEMA "public" TO "pgmcp_reader";' in text
+    assert 'GRANT SELECT ON ALL TABLES IN SCHEMA "public" TO "pgmcp_reader";' in text
     assert (
-        'ALTER DEFAULT PRIVILEGES IN SCHEMA "public" GRANT SELECT ON TABLES TO "pg_mcp_reader";'
+        'ALTER DEFAULT PRIVILEGES IN SCHEMA "public" GRANT SELECT ON TABLES TO "pgmcp_reader";'
         in text
     )
     assert 'SCHEMA "we""ird"' in text

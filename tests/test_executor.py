@@ -28,6 +28,12 @@ from pg_mcp.settings import Settings, load_settings
 
 
 def make_settings(dsn: str, tmp: Path, **overrides: object) -> Settings:
+    """Settings for the administrator's DSN, privileged role allowed on purpose: these tests
+    prove the execution envelope holds for the worst role a user might configure (a superuser
+    that could write anything), so no privilege of the role is what stops a write."""
+    from pg_mcp.settings import Policy
+
+    overrides.setdefault("policy", Policy(allow_privileged_role=True))
     return load_settings(
         env={"PG_MCP_DSN": dsn, "PG_MCP_HOME": str(tmp)}, config_path=None, **overrides
     )

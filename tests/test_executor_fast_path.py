@@ -9,6 +9,7 @@ verdicts that lapses when the schema cache serves a new model.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,11 @@ from pg_mcp.validator import validate_sql
 
 
 def make_settings(dsn: str, tmp: Path, **overrides: object) -> Settings:
+    """Settings for the administrator's DSN, privileged role allowed on purpose: these tests
+    prove the execution envelope holds for the worst role a user might configure (a superuser
+    that could write anything), so no privilege of the role is what stops a write."""
+
+    overrides.setdefault("policy", Policy(allow_privileged_role=True))
     return load_settings(
         env={"PG_MCP_DSN": dsn, "PG_MCP_HOME": str(tmp)}, config_path=None, **overrides
     )
@@ -188,7 +194,7 @@ def test_verdicts_are_cached_per_sql_database_and_settings(
     first.tables.append("mutated")  # callers get copies: the cache is not changed through them
     again = validate_sql(sql, db, settings=s)
     assert again.ok and again.tables == ["public.t"] and again is not first
-    denied = s.with_(policy=Policy(deny_tables=("public.t",)))
+    denied = s.with_(policy=dataclasses.replace(s.policy, deny_tables=("public.t",)))
     assert validate_sql(sql, db, settings=denied).code == "ACCESS_DENIED"
     assert validate_sql(sql, settings=denied).code == "ACCESS_DENIED"
     assert validate_sql(sql, settings=s).ok

@@ -77,7 +77,7 @@ def make_settings(pg: PgTemp, tmp_path: Path, **changes: Any) -> Any:
     changes.setdefault("connect_timeout", 2.0)
     changes.setdefault("statement_timeout", 3.0)
     return Settings(
-        dsn=pg.dsn,
+        dsn=pg.reader_dsn,
         home=tmp_path / "home",
         include=(DB,),
         references_dir=tmp_path / "references",
@@ -88,7 +88,7 @@ def make_settings(pg: PgTemp, tmp_path: Path, **changes: Any) -> Any:
 def cli_env(pg: PgTemp, tmp_path: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", ""),
-        "PG_MCP_DSN": pg.dsn,
+        "PG_MCP_DSN": pg.reader_dsn,
         "PG_MCP_HOME": str(tmp_path / "home"),
         "PG_MCP_CONFIG": str(write_config(tmp_path)),
     }

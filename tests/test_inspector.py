@@ -54,9 +54,9 @@ def inspected_db(pg_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def inspect(npx: str, pg_dsn: str, inspected_db: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def inspect(npx: str, pg_dsn: str, reader_dsn: str, inspected_db: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     (tmp_path / "pg-mcp.toml").write_text(f'[databases]\ninclude = ["{inspected_db}"]\n')
-    env_args = ["-e", f"PG_MCP_DSN={pg_dsn}", "-e", f"PG_MCP_HOME={tmp_path / 'home'}"]
+    env_args = ["-e", f"PG_MCP_DSN={reader_dsn}", "-e", f"PG_MCP_HOME={tmp_path / 'home'}"]
 
     def run(*method_args: str) -> tuple[int, Any, str]:
         cmd = [npx, "-y", PACKAGE, "--cli", *env_args, PGMCP, "serve", *method_args]

@@ -157,8 +157,10 @@ def typed_db(pg_dsn: str, scratch_db: str) -> str:
 
 
 @pytest.fixture
-def pools(pg_dsn: str, tmp_path: Path) -> Iterator[Pools]:
-    s = load_settings(env={"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path)}, config_path=None)
+def pools(pg_dsn: str, reader_dsn: str, tmp_path: Path) -> Iterator[Pools]:
+    s = load_settings(
+        env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)}, config_path=None
+    )
     with Pools(s) as p:
         yield p
 

@@ -55,7 +55,7 @@ def env_for(pg: PgTemp, tmp_path: Path, limits: str = "") -> dict[str, str]:
     )
     return {
         "PATH": os.environ.get("PATH", ""),
-        "PG_MCP_DSN": pg.dsn,
+        "PG_MCP_DSN": pg.reader_dsn,
         "PG_MCP_HOME": str(tmp_path / "home"),
         "PG_MCP_CONFIG": str(config),
     }

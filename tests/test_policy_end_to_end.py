@@ -25,9 +25,9 @@ def policy_db(pg_dsn: str, scratch_db: str) -> str:
 
 
 def test_wildcard_column_policy_refuses_only_tables_that_have_the_column(
-    pg_dsn: str, policy_db: str
+    pg_dsn: str, reader_dsn: str, policy_db: str
 ) -> None:
-    settings = load_settings(env={"PG_MCP_DSN": pg_dsn}).with_(
+    settings = load_settings(env={"PG_MCP_DSN": reader_dsn}).with_(
         policy=Policy(deny_columns=("*.*.password_hash",)), samples=False
     )
     schema = introspect(database_dsn(pg_dsn, policy_db), policy_db, settings)
@@ -49,13 +49,13 @@ def test_wildcard_column_policy_refuses_only_tables_that_have_the_column(
 
 
 def test_unknown_object_against_a_stale_cached_schema_rereads_it(
-    pg_dsn: str, policy_db: str, tmp_path
+    pg_dsn: str, reader_dsn: str, policy_db: str, tmp_path
 ) -> None:
     """A table created after the schema was cached is found on the next validation."""
     from pg_mcp import validator
     from pg_mcp.cache import SchemaCache
 
-    settings = load_settings(env={"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path)}).with_(
+    settings = load_settings(env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)}).with_(
         samples=False
     )
     cache = validator._schema_cache(settings)

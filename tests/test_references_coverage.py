@@ -240,15 +240,15 @@ def golden_db(pg_dsn: str, scratch_db: str) -> str:
 
 
 def test_denied_objects_are_absent_from_references_and_samples(
-    pg_dsn: str, golden_db: str, tmp_path: Path
+    pg_dsn: str, reader_dsn: str, golden_db: str, tmp_path: Path
 ) -> None:
-    open_settings = Settings(dsn=pg_dsn, home=tmp_path / "h1")
+    open_settings = Settings(dsn=reader_dsn, home=tmp_path / "h1")
     generate(open_settings, names=[golden_db], out=tmp_path / "open")
     visible = (tmp_path / "open" / f"{golden_db}.md").read_text(encoding="utf-8")
     assert "products" in visible and "| country |" in visible and "'GB'" in visible
 
     policy = Policy(deny_tables=("shop.products",), deny_columns=("shop.customers.country",))
-    settings = Settings(dsn=pg_dsn, home=tmp_path / "h2", policy=policy)
+    settings = Settings(dsn=reader_dsn, home=tmp_path / "h2", policy=policy)
     generate(settings, names=[golden_db], out=tmp_path / "closed")
     text = (tmp_path / "closed" / f"{golden_db}.md").read_text(encoding="utf-8")
     assert "products" not in text  # the table, its indexes, the foreign key to it
@@ -284,8 +284,8 @@ def test_stale_files_of_a_database_are_removed(tmp_path: Path) -> None:
     assert (out / "notes.md").read_text(encoding="utf-8") == "not ours"
 
 
-def test_references_cli(pg_dsn: str, golden_db: str, tmp_path: Path) -> None:
-    env = {**os.environ, "PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path / "home")}
+def test_references_cli(pg_dsn: str, reader_dsn: str, golden_db: str, tmp_path: Path) -> None:
+    env = {**os.environ, "PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path / "home")}
     env.pop("PG_MCP_CONFIG", None)
     out = tmp_path / "refs"
 

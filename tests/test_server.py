@@ -70,11 +70,11 @@ def dbs(pg_dsn: str) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def make_settings(pg_dsn: str, dbs: tuple[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+def make_settings(pg_dsn: str, reader_dsn: str, dbs: tuple[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
     from pg_mcp.settings import load_settings
 
     def make(**overrides: Any):  # type: ignore[no-untyped-def]
-        env = {"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path / "home")}
+        env = {"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path / "home")}
         overrides.setdefault("include", (dbs[0],))
         overrides.setdefault("references_dir", tmp_path / "references")
         return load_settings(env=env, config_path=None, **overrides)

@@ -75,8 +75,8 @@ def workdir(tmp_path: Path, served_db: str) -> Path:
 
 
 @pytest.fixture
-def secret_env(pg_dsn: str, tmp_path: Path) -> tuple[dict[str, str], str]:
-    dsn, secret = with_password(pg_dsn, SECRET)
+def secret_env(reader_dsn: str, tmp_path: Path) -> tuple[dict[str, str], str]:
+    dsn, secret = with_password(reader_dsn, SECRET)
     env = {
         "PG_MCP_DSN": dsn,
         "PG_MCP_HOME": str(tmp_path / "home"),
@@ -225,7 +225,9 @@ def test_stats_without_a_server() -> None:
 # --- .mcp.json -------------------------------------------------------------------------------
 
 
-async def test_mcp_json_command_starts_the_server(pg_dsn: str, tmp_path: Path) -> None:
+async def test_mcp_json_command_starts_the_server(
+    pg_dsn: str, reader_dsn: str, tmp_path: Path
+) -> None:
     """The command Claude Code runs (from the repository root) answers tools/list."""
     from mcp.client import Client
     from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -235,7 +237,7 @@ async def test_mcp_json_command_starts_the_server(pg_dsn: str, tmp_path: Path) -
     command = entry["command"]
     if shutil.which(command) is None and not (ROOT / command).exists():
         pytest.skip(f"{command} is not installed here")
-    env = {"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path / "home"), **entry.get("env", {})}
+    env = {"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path / "home"), **entry.get("env", {})}
     params = StdioServerParameters(
         command=command, args=entry.get("args", []), env=env, cwd=str(ROOT)
     )

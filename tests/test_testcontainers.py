@@ -18,6 +18,7 @@ def test_fixtures_and_run_readonly_on_a_container() -> None:
     from testcontainers.postgres import PostgresContainer
 
     from pg_mcp.discovery import database_dsn
+    from pg_mcp.embedded import READER_ROLE, provision_reader, with_user
     from pg_mcp.executor import Pools, run_readonly
     from pg_mcp.fixtures import ensure_loaded
     from pg_mcp.settings import load_settings
@@ -27,7 +28,9 @@ def test_fixtures_and_run_readonly_on_a_container() -> None:
         ensure_loaded(dsn, names=["small"])
         with psycopg.connect(database_dsn(dsn, "db_pg_mcp_small")) as conn:
             assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
-        settings = load_settings(env={"PG_MCP_DSN": dsn})
+        provision_reader(dsn, password="Rd-container-pw")  # pg-mcp refuses a superuser
+        reader = with_user(dsn, READER_ROLE, "Rd-container-pw")
+        settings = load_settings(env={"PG_MCP_DSN": reader})
         with Pools(settings) as pools:
             result = run_readonly(
                 "SELECT count(*) FROM orders", "db_pg_mcp_small", settings=settings, pools=pools

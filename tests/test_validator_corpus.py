@@ -177,14 +177,17 @@ def ro_conn(legit_db: tuple[str, DatabaseSchema]) -> Iterator[psycopg.Connection
 
 @pytest.fixture(scope="module")
 def executor(
-    pg_dsn: str, legit_db: tuple[str, DatabaseSchema], tmp_path_factory: pytest.TempPathFactory
+    pg_dsn: str,
+    reader_dsn: str,
+    legit_db: tuple[str, DatabaseSchema],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Settings, Pools]]:
     """Settings for the test server and a pool set, for pg_mcp.executor.run_readonly."""
     from pg_mcp.executor import Pools
     from pg_mcp.settings import load_settings
 
     home = tmp_path_factory.mktemp("validator-home")
-    s = load_settings(env={"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(home)}, config_path=None)
+    s = load_settings(env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(home)}, config_path=None)
     with Pools(s) as pools:
         yield s, pools
 
@@ -330,13 +333,15 @@ def test_splitting_agrees_with_postgres(ro_conn: psycopg.Connection) -> None:
 
 
 def test_database_name_loads_the_schema_lazily(
-    pg_dsn: str, legit_db: tuple[str, DatabaseSchema], tmp_path: Path
+    pg_dsn: str, reader_dsn: str, legit_db: tuple[str, DatabaseSchema], tmp_path: Path
 ) -> None:
     """validate_sql(sql, database) reads the schema through pg_mcp.cache (introspection)."""
     from pg_mcp.settings import load_settings
 
     name = legit_db[1].name
-    s = load_settings(env={"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path)}, config_path=None)
+    s = load_settings(
+        env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)}, config_path=None
+    )
     assert validate_sql("SELECT id, total FROM orders", name, settings=s).ok
     v = validate_sql("SELECT * FROM ordrs", name, settings=s)
     assert v.code == "UNKNOWN_OBJECT" and "public.orders" in v.suggestions, v
@@ -346,14 +351,14 @@ def test_database_name_loads_the_schema_lazily(
 
 
 def test_policy_with_an_introspected_schema(
-    pg_dsn: str, legit_db: tuple[str, DatabaseSchema], tmp_path: Path
+    pg_dsn: str, reader_dsn: str, legit_db: tuple[str, DatabaseSchema], tmp_path: Path
 ) -> None:
     """introspect leaves denied columns out of the model: * and explicit names are still refused."""
     from pg_mcp.settings import Policy, load_settings
 
     name = legit_db[1].name
     s = load_settings(
-        env={"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path)},
+        env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)},
         config_path=None,
         policy=Policy(deny_columns=("hr.employees.salary",), deny_tables=("public.order_items",)),
     )

@@ -12,7 +12,18 @@ from pg_mcp.settings import Settings
 
 
 def server_dsn(settings: Settings) -> str:
-    """DSN of the configured server: PG_MCP_DSN, else the embedded one (started on demand)."""
+    """DSN of the configured server: PG_MCP_DSN, else the embedded one (started on demand),
+    as its least-privilege ``pgmcp_reader`` role."""
+    if settings.dsn:
+        return settings.dsn
+    from pg_mcp import embedded
+
+    return embedded.reader_dsn(settings.home)
+
+
+def admin_dsn(settings: Settings) -> str:
+    """DSN for loading fixtures and sample databases (they create databases): PG_MCP_DSN, else
+    the embedded server's superuser. Never used to run a query pg-mcp was asked to run."""
     if settings.dsn:
         return settings.dsn
     from pg_mcp import embedded

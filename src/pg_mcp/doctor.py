@@ -17,7 +17,7 @@ from typing import Any
 
 from pg_mcp.settings import Settings
 
-READER_ROLE = "pg_mcp_reader"
+READER_ROLE = "pgmcp_reader"
 MAX_DATABASES = 50  # databases inspected for write privileges
 RISKY_ROLES = {
     "pg_write_all_data": "can INSERT, UPDATE and DELETE in every table",
@@ -144,7 +144,8 @@ def assess(facts: dict[str, Any]) -> list[Finding]:
             Finding(
                 "danger",
                 f"role {role} is a SUPERUSER: it can change or destroy anything, read server files "
-                "and run programs; pg-mcp's read-only transaction is then the only barrier",
+                "and run programs; pg-mcp refuses to run queries with it (PRIVILEGED_ROLE) unless "
+                "policy.allow_privileged_role is set",
             )
         )
     if facts.get("createrole"):
@@ -305,6 +306,7 @@ def build_report(settings: Settings, config_path: str | None = None) -> dict[str
         "memberships": facts["memberships"],
         "databases": facts["databases"],
         "can_write": any(f.level == "danger" for f in findings),
+        "queries_refused": _queries_refused(facts, settings),
         "warnings": [{"level": f.level, "message": f.message} for f in findings],
         "grant_sql": grant_statements(
             schemas, facts["server_version_num"], settings.policy.deny_schemas
@@ -321,6 +323,17 @@ def build_report(settings: Settings, config_path: str | None = None) -> dict[str
         "config_file": config_file(config_path),
         "versions": _versions(),
     }
+
+
+def _queries_refused(facts: dict[str, Any], settings: Settings) -> bool:
+    """Whether run_readonly refuses this role (PRIVILEGED_ROLE), as the executor decides it for
+    the login role (a policy.query_role is checked by the executor itself)."""
+    from pg_mcp.executor import PRIVILEGED_MEMBERSHIPS
+
+    if settings.policy.allow_privileged_role or settings.policy.query_role:
+        return False
+    members = facts.get("memberships", {})
+    return bool(facts.get("superuser")) or any(members.get(m) for m in PRIVILEGED_MEMBERSHIPS)
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -359,6 +372,11 @@ def render_text(report: dict[str, Any]) -> str:
         "",
     ]
     dangers = [w for w in report["warnings"] if w["level"] == "danger"]
+    if report.get("queries_refused"):
+        lines.append(
+            "!!! pg-mcp REFUSES TO RUN QUERIES with this role (PRIVILEGED_ROLE): use a "
+            "least-privilege role (below), set policy.query_role, or policy.allow_privileged_role."
+        )
     for w in report["warnings"]:
         mark = "!!! DANGER" if w["level"] == "danger" else "!   warning"
         lines.append(f"{mark}: {w['message']}")

@@ -3,6 +3,12 @@
 Data lives under ``<home>/pgdata`` (``.pg-mcp/`` by default, git-ignored). The
 server is started on demand, reused by later commands (it keeps running after
 the process that started it exits) and stopped by ``pg-mcp db stop``.
+
+Two roles: the wheel's superuser ``postgres`` (``ensure_running``: loading fixtures and
+sample databases, creating databases) and ``pgmcp_reader`` (``reader_dsn``), a login role
+that is no superuser and holds only ``pg_read_all_data``: everything else pg-mcp does
+(introspection, queries, the MCP server) connects as it, so even the development server
+runs queries with least privilege (pg-mcp refuses a privileged role: PRIVILEGED_ROLE).
 """
 
 from __future__ import annotations
@@ -90,6 +96,51 @@ def ensure_running(home: Path) -> str:
             server = pgs.get_server(pgdata, cleanup_mode=None)
         dsn = server.get_uri()
     return dsn
+
+
+READER_ROLE = "pgmcp_reader"
+_READER_MARK = "reader-role"  # under <home>: the role was provisioned on this data directory
+
+
+def reader_dsn(home: Path) -> str:
+    """Start the embedded server if needed; return a DSN for its ``postgres`` database as the
+    least-privilege ``pgmcp_reader`` role (created on first use: trust authentication on the
+    server's Unix socket, so it has no password)."""
+    admin = ensure_running(home)
+    mark = pgdata_dir(home) / _READER_MARK
+    if not mark.exists():
+        provision_reader(admin)
+        mark.write_text(READER_ROLE + "\n", encoding="utf-8")
+    return with_user(admin, READER_ROLE)
+
+
+def provision_reader(admin_dsn: str, role: str = READER_ROLE, password: str | None = None) -> None:
+    """Create (or fix up) a login role that can read every table and nothing more:
+    NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS, member of pg_read_all_data
+    (PostgreSQL 14+). Idempotent; ``password`` for servers that authenticate with one."""
+    import psycopg
+    from psycopg import sql
+
+    attrs = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS")
+    if password is not None:
+        attrs = sql.SQL("{} PASSWORD {}").format(attrs, sql.Literal(password))
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+        verb = sql.SQL("ALTER" if exists else "CREATE")
+        conn.execute(sql.SQL("{} ROLE {} {}").format(verb, sql.Identifier(role), attrs))
+        conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(role)))
+
+
+def with_user(dsn: str, user: str, password: str | None = None) -> str:
+    """The same DSN for another role (URI or key=value form)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(dsn)
+    params["user"] = user
+    params.pop("password", None)
+    if password is not None:
+        params["password"] = password
+    return make_conninfo("", **params)
 
 
 def _tune(dsn: str) -> None:

@@ -30,6 +30,8 @@ CODES: dict[str, str] = {
     "CONNECTION_ERROR": "The database server could not be reached.",
     "UNKNOWN_DATABASE": "No reachable database has that name.",
     "RESULT_TOO_LARGE": "The serialised result exceeds the byte budget even for a single row.",
+    "PRIVILEGED_ROLE": "The role is a superuser or may read or write server files or run programs; "
+    "pg-mcp runs no query with it.",
     # configuration / usage
     "CONFIG_ERROR": "The configuration file or environment is invalid.",
     "DATABASE_REQUIRED": "Several databases are reachable; name one.",

@@ -285,6 +285,7 @@ class Pools:
         self._pools: dict[str, ConnectionPool] = {}
         self._types: dict[str, dict[int, tuple[str, str | None]]] = {}
         self._known: set[str] = set()
+        self._role_checked: set[str] = set()  # databases whose query role passed check_role
         self._default: str | None = None
         self._server_dsn: str | None = None
         self._closed = False
@@ -375,11 +376,24 @@ class Pools:
         pool.open()
         return pool
 
+    def check_role(self, database: str, conn: psycopg.Connection[Any]) -> None:
+        """Refuse (PRIVILEGED_ROLE) to run queries on ``database`` as a privileged role, once per
+        pool: the role queries run as (``policy.query_role``, else the login role) must not be a
+        superuser nor a member of pg_read_server_files, pg_write_server_files or
+        pg_execute_server_program, unless ``policy.allow_privileged_role``."""
+        with self._lock:
+            if database in self._role_checked:
+                return
+        check_role(conn, self.settings)
+        with self._lock:
+            self._role_checked.add(database)
+
     def forget(self, database: str) -> None:
         """Close and drop a database's pool (after it stopped answering)."""
         with self._lock:
             pool = self._pools.pop(database, None)
             self._known.discard(database)
+            self._role_checked.discard(database)
             self._types.pop(database, None)
             if self._default == database:
                 self._default = None
@@ -404,6 +418,55 @@ class Pools:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+PRIVILEGED_MEMBERSHIPS = (
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+)
+_ROLE_SQL = """
+SELECT r.rolname::text, r.rolsuper,
+       ARRAY(SELECT m FROM unnest(%s::text[]) m WHERE pg_has_role(r.oid, m, 'MEMBER')),
+       pg_has_role(current_user, r.oid, 'MEMBER'), current_user::text
+FROM pg_roles r WHERE r.rolname = coalesce(%s, current_user)
+"""
+READER_GRANTS = (
+    "CREATE ROLE pgmcp_reader LOGIN PASSWORD '<choose-a-strong-password>' NOSUPERUSER;",
+    "GRANT pg_read_all_data TO pgmcp_reader;  -- PostgreSQL 14+; `pg-mcp doctor` prints per-schema GRANTs",
+)
+
+
+def check_role(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    """Raise PRIVILEGED_ROLE when queries would run as a privileged role (see Pools.check_role),
+    CONFIG_ERROR when ``policy.query_role`` does not exist or the login role cannot assume it."""
+    policy = settings.policy
+    wanted = policy.query_role
+    row = conn.execute(_ROLE_SQL, [list(PRIVILEGED_MEMBERSHIPS), wanted]).fetchone()
+    if row is None:
+        raise PgMcpError(
+            "CONFIG_ERROR",
+            f"policy.query_role {wanted!r} does not exist on the server",
+            hint="create it (pg-mcp doctor prints the GRANTs) or unset query_role",
+        )
+    name, superuser, memberships, can_assume, login = row
+    if wanted is not None and not can_assume:
+        raise PgMcpError(
+            "CONFIG_ERROR",
+            f"the login role {login} is not a member of policy.query_role {wanted!r}",
+            hint=f'GRANT "{wanted}" TO "{login}";',
+        )
+    if policy.allow_privileged_role or not (superuser or memberships):
+        return
+    what = "is a superuser" if superuser else "is a member of " + ", ".join(memberships)
+    raise PgMcpError(
+        "PRIVILEGED_ROLE",
+        f"role {name} {what}: it could read or write server files or run programs, so pg-mcp "
+        "runs no query with it",
+        hint="connect as a least-privilege role (or set policy.query_role to one); "
+        "`pg-mcp doctor` prints the GRANTs. To accept the risk: policy.allow_privileged_role = true",
+        details={"role": name, "grant_sql": list(READER_GRANTS)},
+    )
 
 
 # --- run_readonly ----------------------------------------------------------------------------
@@ -530,6 +593,7 @@ def _run(
         try:
             conn = _checkout(pool, wait, reachable)
             try:
+                pools.check_role(db, conn)
                 return _execute(conn, sql, settings, types, rows_cap, seconds, may_retry=True)
             finally:
                 pool.putconn(conn)
@@ -774,6 +838,10 @@ def _settings_sql(
     if not values:
         return None
     return "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in values)
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def fetch_sql(n: int) -> str:
@@ -1059,6 +1127,8 @@ def _execute(
     state = _state(conn)
     state.clean = False
     steps = [("", BEGIN_SQL)]
+    if settings.policy.query_role:
+        steps.append(("", "SET LOCAL ROLE " + _quote_ident(settings.policy.query_role)))
     local = settings_sql(seconds, settings, state.session)
     if local is not None:
         steps.append(("", local))

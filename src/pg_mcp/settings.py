@@ -61,6 +61,11 @@ class Policy:
     deny_columns: tuple[str, ...] = ()
     allow_functions: tuple[str, ...] = ()
     allow_secret_catalogs: bool = False
+    # Least privilege: queries are refused (PRIVILEGED_ROLE) on a superuser or a member of
+    # pg_read_server_files / pg_write_server_files / pg_execute_server_program, unless this is set.
+    allow_privileged_role: bool = False
+    # When set, every query transaction runs SET LOCAL ROLE to this role (the role checked above).
+    query_role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,16 +200,22 @@ def _policy_from(table: Mapping[str, Any]) -> Policy:
             v = [v]
         return tuple(str(x) for x in v)
 
-    unknown = set(table) - {f.name for f in fields(Policy)}
+    known = {f.name: f for f in fields(Policy)}
+    unknown = set(table) - set(known)
     if unknown:
         raise PgMcpError("CONFIG_ERROR", f"unknown [policy] keys: {', '.join(sorted(unknown))}")
-    return Policy(
-        deny_schemas=tup("deny_schemas"),
-        deny_tables=tup("deny_tables"),
-        deny_columns=tup("deny_columns"),
-        allow_functions=tup("allow_functions"),
-        allow_secret_catalogs=bool(table.get("allow_secret_catalogs", False)),
-    )
+    values: dict[str, Any] = {}
+    for key in table:
+        kind = str(known[key].type)
+        if kind.startswith("tuple"):
+            values[key] = tup(key)
+        elif kind == "bool":
+            if not isinstance(table[key], bool):
+                raise PgMcpError("CONFIG_ERROR", f"[policy] {key} must be true or false")
+            values[key] = table[key]
+        else:  # str | None
+            values[key] = None if table[key] in (None, "") else str(table[key])
+    return Policy(**values)
 
 
 def load_settings(

@@ -1,4 +1,8 @@
-"""pg-mcp db start|stop|status|dsn: the embedded PostgreSQL."""
+"""pg-mcp db start|stop|status|dsn: the embedded PostgreSQL.
+
+``start`` and ``dsn`` print the DSN pg-mcp itself uses: the embedded server's least-privilege
+``pgmcp_reader`` role (or, with PG_MCP_DSN set, that DSN with its password masked).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"PG_MCP_DSN is set ({redact_dsn(settings.dsn)}): the embedded server is not used")
         return 0
     if args.action == "start":
-        print(embedded.ensure_running(settings.home))
+        print(embedded.reader_dsn(settings.home))
     elif args.action == "stop":
         print("stopped" if embedded.stop(settings.home) else "not running")
     elif args.action == "status":
@@ -28,5 +32,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "dsn":
         from pg_mcp.discovery import server_dsn
 
-        print(server_dsn(settings))
+        print(redact_dsn(settings.dsn) if settings.dsn else server_dsn(settings))
     return 0

@@ -9,11 +9,11 @@ from pg_mcp.settings import Settings
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from pg_mcp.discovery import server_dsn
+    from pg_mcp.discovery import admin_dsn
     from pg_mcp.fixtures import database_name, ensure_loaded
 
     names = [database_name(n) for n in args.only] if args.only else None
-    dsn = server_dsn(settings)
+    dsn = admin_dsn(settings)
     start = time.monotonic()
 
     def show(db: str, status: str, seconds: float) -> None:

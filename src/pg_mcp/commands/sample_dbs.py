@@ -14,11 +14,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not shared.is_dir():
         print(f"skipped: no sample databases folder at {shared}")
         return 0
-    from pg_mcp.discovery import server_dsn
+    from pg_mcp.discovery import admin_dsn
     from pg_mcp.fixtures import ensure_sample_dbs
 
     start = time.monotonic()
-    for db, status in ensure_sample_dbs(server_dsn(settings), shared, force=args.force).items():
+    for db, status in ensure_sample_dbs(admin_dsn(settings), shared, force=args.force).items():
         print(f"{db:<18} {status}")
     print(f"{'total':<18} {time.monotonic() - start:.1f}s")
     return 0
