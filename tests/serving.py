@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +30,16 @@ class Served:
     err: Path
 
 
-def start_http(env: Mapping[str, str], cwd: Path, port: int | None = None) -> Served:
-    """Start the server (not waiting for it: see wait_healthy)."""
+def start_http(
+    env: Mapping[str, str], cwd: Path, port: int | None = None, args: Sequence[str] = ()
+) -> Served:
+    """Start the server (not waiting for it: see wait_healthy). ``args``: more ``serve``
+    arguments (``--host 0.0.0.0``, ``--insecure-no-auth``); the base URL stays 127.0.0.1."""
     port = port or free_port()
     out, err = cwd / "serve.out", cwd / "serve.err"
     with out.open("wb") as fo, err.open("wb") as fe:
         proc = subprocess.Popen(
-            [PGMCP, "serve", "--transport", "http", "--port", str(port)],
+            [PGMCP, "serve", "--transport", "http", "--port", str(port), *args],
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -75,9 +78,11 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def http_server(env: Mapping[str, str], cwd: Path) -> Iterator[Served]:
+def http_server(
+    env: Mapping[str, str], cwd: Path, port: int | None = None, args: Sequence[str] = ()
+) -> Iterator[Served]:
     """A healthy server for the duration of the block, stopped (SIGINT) afterwards."""
-    served = start_http(env, cwd)
+    served = start_http(env, cwd, port, args)
     try:
         wait_healthy(served)
         yield served

@@ -33,7 +33,9 @@ Decisions:
   gains an enum property ``database``: the model picks, at no extra call. The answer
   says ``database_chosen: true`` (and lists ``database_candidates`` when the model chose).
 * The rate limit (token bucket: ``ask_rate``/s, burst ``ask_burst``) is checked first and
-  costs nothing when refused: RATE_LIMITED with ``retry_after`` seconds.
+  costs nothing when refused: RATE_LIMITED with ``retry_after`` seconds. There is one bucket
+  per ``client`` (the authenticated HTTP client: a static token's hash or a JWT's subject;
+  at most 1,024 kept, least recently used dropped); calls without one share a bucket.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from pg_mcp.errors import PgMcpError
 from pg_mcp.llm import LLM, Completion, Usage
 from pg_mcp.logs import log_event
 from pg_mcp.model import DatabaseSchema
-from pg_mcp.ratelimit import TokenBucket
+from pg_mcp.ratelimit import KeyedBuckets
 from pg_mcp.secrets import Redactor
 from pg_mcp.settings import Settings
 
@@ -124,7 +126,7 @@ class Asker:
         self._cache = cache
         self.metrics = metrics
         self.llm = client if client is not None else LLM(settings)
-        self.bucket = TokenBucket(settings.ask_rate, settings.ask_burst)
+        self.buckets = KeyedBuckets(settings.ask_rate, settings.ask_burst, max_keys=1024)
         self.max_rows = max(1, min(max_rows, settings.max_rows))
         self.judge_rows = max(1, judge_rows)
         self.redact = Redactor(settings.secrets())
@@ -173,9 +175,16 @@ class Asker:
 
     # ---- public ---------------------------------------------------------------
     async def ask(
-        self, question: str, database: str | None = None, return_type: str = "result"
+        self,
+        question: str,
+        database: str | None = None,
+        return_type: str = "result",
+        *,
+        client: str | None = None,
     ) -> dict[str, Any]:
-        """Answer ``question``; see the module docstring. Raises PgMcpError on failure."""
+        """Answer ``question``; see the module docstring. Raises PgMcpError on failure.
+
+        ``client`` picks the rate-limit bucket (None: the shared one)."""
         started = time.monotonic()
         question = (question or "").strip()
         if not question:
@@ -186,7 +195,7 @@ class Asker:
                 f"return_type must be one of {', '.join(RETURN_TYPES)}, not {return_type!r}",
             )
         self.llm.ensure_configured()  # LLM_NOT_CONFIGURED before the bucket or any database work
-        ok, wait = self.bucket.try_acquire()
+        ok, wait = self.buckets.try_acquire(client)
         if not ok:
             raise PgMcpError(
                 "RATE_LIMITED",

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=8000)
+    c.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="allow HTTP on a non-loopback --host without bearer auth (anyone who reaches the "
+        "port can call every tool, ask included)",
+    )
 
     c = add("ask")
     c.add_argument("--db", metavar="NAME", help="database (chosen from the question when omitted)")

@@ -1,4 +1,4 @@
-"""A thread-safe token bucket (the rate limit on ``ask``).
+"""A thread-safe token bucket (the rate limit on ``ask``), and one bucket per client.
 
 ``rate`` tokens are added per second up to ``burst``; each call takes one.
 A rate <= 0 disables the limit.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 
@@ -48,3 +49,46 @@ class TokenBucket:
         with self._lock:
             self._refill(self._clock())
             return self._tokens
+
+
+class KeyedBuckets:
+    """One :class:`TokenBucket` per client key, the least recently used dropped beyond
+    ``max_keys`` (memory stays bounded however many clients come and go).
+
+    The key is the authenticated client (``pg_mcp.httpauth.client_key``); ``None``, an
+    unauthenticated transport, is one shared bucket. A dropped client starts again with a
+    full bucket, which only matters with more than ``max_keys`` clients active at once.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        max_keys: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = float(rate)
+        self.burst = burst
+        self.max_keys = max(1, int(max_keys))
+        self._clock = clock
+        self._buckets: OrderedDict[str | None, TokenBucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def bucket(self, key: str | None) -> TokenBucket:
+        """The client's bucket (created full on first use, marked most recently used)."""
+        with self._lock:
+            found = self._buckets.get(key)
+            if found is None:
+                found = self._buckets[key] = TokenBucket(self.rate, self.burst, clock=self._clock)
+                while len(self._buckets) > self.max_keys:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(key)
+            return found
+
+    def try_acquire(self, key: str | None, n: float = 1.0) -> tuple[bool, float]:
+        return self.bucket(key).try_acquire(n)
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -28,6 +28,12 @@ Resources: ``databases://list`` (JSON: every reachable database with a short sum
 ``references://{database}`` (the database's Markdown reference: ``references/<db>.md`` when
 present, else rendered from the schema cache). Under the HTTP transport ``/metrics`` serves
 the Prometheus metrics and ``/healthz`` a liveness probe.
+
+HTTP auth (``auth``, from :func:`pg_mcp.httpauth.load_http_auth`) is the SDK's own: its
+middleware checks the bearer token on ``/mcp`` with our verifier, and the same
+``RequireAuthMiddleware`` guards ``/metrics`` (its labels name databases and tools).
+``/healthz`` stays open for load balancers and says only ``{"status": "ok"}``. The ``ask``
+rate limit is per authenticated client, read from the SDK's auth context.
 """
 
 from __future__ import annotations
@@ -61,8 +67,10 @@ from pg_mcp.settings import Settings
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
+    from starlette.types import Receive, Scope, Send
 
     from pg_mcp.discovery import DatabaseInfo
+    from pg_mcp.httpauth import HttpAuth
     from pg_mcp.model import DatabaseSchema
 
 log = logging.getLogger("pg_mcp.server")
@@ -412,7 +420,9 @@ async def _instrumented(state: ServerState, tool: str, body: Callable[[_Call], A
     call = _Call(tool=tool, request_id=uuid.uuid4().hex[:16])
     started = time.perf_counter()
     code: str | None = None
-    with bind(request_id=call.request_id, tool=tool):
+    from pg_mcp.httpauth import current_client
+
+    with bind(request_id=call.request_id, tool=tool, client=current_client()):
         try:
             return await body(call)
         except PgMcpError as exc:
@@ -485,12 +495,18 @@ def _main_file(database: str) -> str:
 
 
 def build_server(
-    settings: Settings, *, metrics: Metrics | None = None, warm_up: bool = True
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    warm_up: bool = True,
+    auth: HttpAuth | None = None,
 ) -> MCPServer:
     """Build the pg-mcp MCP server for ``settings`` (no I/O until it runs).
 
     ``metrics`` lets the caller (tests, an embedding app) hold the registry; ``warm_up=False``
-    skips the background discovery and schema loading at startup.
+    skips the background discovery and schema loading at startup. ``auth``: bearer auth of
+    the HTTP transport (``/mcp`` and ``/metrics``); None serves HTTP without auth (stdio
+    never has any).
     """
     state = ServerState(
         settings=settings,
@@ -539,6 +555,8 @@ def build_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
+        token_verifier=auth.verifier if auth else None,
+        auth=auth.auth_settings if auth else None,
     )
 
     async def check(sql: str, database: str | None) -> Any:
@@ -699,10 +717,15 @@ def build_server(
         """
 
         async def body(call: _Call) -> AskAnswer:
+            from pg_mcp.httpauth import current_client
+
             chosen = await state.resolve(database) if database is not None else None
             call.database = chosen
             asker = await state.asker()
-            answer = await asker.ask(question, database=chosen, return_type=return_type)
+            client = current_client()  # one rate-limit bucket per authenticated client
+            answer = await asker.ask(
+                question, database=chosen, return_type=return_type, client=client
+            )
             data = dict(answer) if not isinstance(answer, dict) else answer
             call.database = data.get("database") or chosen
             tokens = data.get("tokens") or {}
@@ -775,23 +798,32 @@ def build_server(
         return await reference_page(database, page)
 
     # --- HTTP-only routes ----------------------------------------------------------------------
-    @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)
     async def metrics_route(_request: Request) -> Response:
         from starlette.responses import Response
 
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
+    metrics_endpoint: Any = metrics_route
+    if auth is not None:
+        from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
+
+        async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
+            """/metrics as an ASGI app, behind the same RequireAuthMiddleware as /mcp."""
+            from starlette.requests import Request
+
+            response = await metrics_route(Request(scope, receive))
+            await response(scope, receive, send)
+
+        metrics_endpoint = RequireAuthMiddleware(
+            metrics_app, list(auth.required_scopes), auth.resource_metadata_url
+        )
+    server.custom_route("/metrics", methods=["GET"], include_in_schema=False)(metrics_endpoint)
+
     @server.custom_route("/healthz", methods=["GET"], include_in_schema=False)
     async def health_route(_request: Request) -> Response:
+        """Liveness for load balancers, unauthenticated: the status and nothing else."""
         from starlette.responses import JSONResponse
 
-        known = state._databases
-        return JSONResponse(
-            {
-                "status": "ok",
-                "version": __version__,
-                "databases": None if known is None else len(known),
-            }
-        )
+        return JSONResponse({"status": "ok"})
 
     return server

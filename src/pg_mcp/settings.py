@@ -32,6 +32,14 @@ Example ``pg-mcp.toml``::
     [audit]
     log = ".pg-mcp/audit.jsonl"
 
+    [http]                         # bearer auth of `pg-mcp serve --transport http`
+    tokens_file = "/etc/pg-mcp/tokens"   # one token per line (also PG_MCP_HTTP_TOKENS_FILE)
+    jwks_url = "https://idp.example.com/.well-known/jwks.json"
+    issuer = "https://idp.example.com"
+    resource_url = "https://pg-mcp.example.com/mcp"
+    audience = "https://pg-mcp.example.com/mcp"   # default: resource_url
+    required_scopes = ["pg-mcp"]
+
     [ask]
     model = "gpt-5-mini"
     max_attempts = 3
@@ -94,6 +102,14 @@ class Settings:
     cache_ttl: float = 600.0
     references_dir: Path = Path("references")  # served as references://{database} by the MCP server
     audit_log: Path | None = None
+    # HTTP bearer auth (pg_mcp.httpauth): static tokens and/or JWTs checked against a JWKS
+    http_token: str | None = None  # PG_MCP_HTTP_TOKEN (a secret)
+    http_tokens_file: Path | None = None  # PG_MCP_HTTP_TOKENS_FILE / [http] tokens_file
+    http_jwks_url: str | None = None
+    http_issuer: str | None = None
+    http_audience: str | None = None  # default: http_resource_url
+    http_required_scopes: tuple[str, ...] = ()
+    http_resource_url: str | None = None  # this server's public /mcp URL
     # ask
     openai_api_key: str | None = None
     openai_base_url: str | None = None
@@ -113,9 +129,13 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value these settings hold (for redaction)."""
+        from pg_mcp.httpauth import tokens_file_secrets
         from pg_mcp.secrets import dsn_password
 
-        return [s for s in (dsn_password(self.dsn), self.openai_api_key) if s]
+        token = self.http_token.strip() if self.http_token else None
+        values = [dsn_password(self.dsn), self.openai_api_key, token]
+        values += tokens_file_secrets(self.http_tokens_file)
+        return [s for s in values if s]
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -141,6 +161,14 @@ _FILE_KEYS: dict[str, dict[str, str]] = {
         "dir": "references_dir",
     },
     "audit": {"log": "audit_log"},
+    "http": {
+        "tokens_file": "http_tokens_file",
+        "jwks_url": "http_jwks_url",
+        "issuer": "http_issuer",
+        "audience": "http_audience",
+        "required_scopes": "http_required_scopes",
+        "resource_url": "http_resource_url",
+    },
     "ask": {
         "model": "model",
         "max_attempts": "max_attempts",
@@ -162,6 +190,8 @@ _ENV_KEYS: dict[str, str] = {
     "PG_MCP_MAX_BYTES": "max_bytes",
     "PG_MCP_AUDIT_LOG": "audit_log",
     "PG_MCP_REFERENCES_DIR": "references_dir",
+    "PG_MCP_HTTP_TOKEN": "http_token",
+    "PG_MCP_HTTP_TOKENS_FILE": "http_tokens_file",
     "OPENAI_API_KEY": "openai_api_key",
     "OPENAI_BASE_URL": "openai_base_url",
     "OPENAI_MODEL": "model",
@@ -174,11 +204,11 @@ def _coerce(name: str, value: Any) -> Any:
     types = {f.name: f.type for f in fields(Settings)}
     t = str(types[name])
     try:
-        if name in ("include", "exclude"):
+        if name in ("include", "exclude", "http_required_scopes"):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
             return tuple(str(v) for v in value)
-        if name in ("home", "audit_log", "references_dir"):
+        if name in ("home", "audit_log", "references_dir", "http_tokens_file"):
             return Path(value) if value not in (None, "") else None
         if t == "bool":
             if isinstance(value, str):
