@@ -73,9 +73,9 @@ def text_of(result: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def served_db(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def served_db(pg_dsn: str) -> Iterator[str]:
     setup = "CREATE TABLE t (id int PRIMARY KEY, label text); INSERT INTO t VALUES (1, 'one')"
-    with scratch_database(str(settings.dsn), setup, "auth") as name:
+    with scratch_database(pg_dsn, setup, "auth") as name:
         yield name
 
 
