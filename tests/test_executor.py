@@ -20,11 +20,11 @@ from pg_mcp.executor import (
     DECLARE_PREFIX,
     Pools,
     RunResult,
-    _Watchdog,
     first_keyword,
     run_readonly,
 )
 from pg_mcp.settings import Settings, load_settings
+from pg_mcp.watchdog import Deadlines
 
 
 def make_settings(dsn: str, tmp: Path, **overrides: object) -> Settings:
@@ -366,7 +366,7 @@ def test_runaway_query_times_out_and_is_cancelled_on_the_server(
 def test_watchdog_cancels_on_the_server_when_no_statement_timeout(pg_dsn: str, db: str) -> None:
     marker = "watchdog_marker_9d01"
     with psycopg.connect(db_dsn(pg_dsn, db), autocommit=True) as conn:
-        watchdog = _Watchdog(conn, 0.5)
+        watchdog = Deadlines().watch(conn, 0.5)
         with watchdog, pytest.raises(psycopg.errors.QueryCanceled):
             conn.execute(f"SELECT pg_sleep(60) AS {marker}")
         assert watchdog.fired
@@ -381,7 +381,7 @@ def test_watchdog_cancels_on_the_server_when_no_statement_timeout(pg_dsn: str, d
 
 def test_a_cancelled_watchdog_never_fires(db: str, pg_dsn: str) -> None:
     with psycopg.connect(db_dsn(pg_dsn, db), autocommit=True) as conn:
-        watchdog = _Watchdog(conn, 0.2)
+        watchdog = Deadlines().watch(conn, 0.2)
         with watchdog:
             conn.execute("SELECT 1")
         time.sleep(0.4)

@@ -1,7 +1,7 @@
 """run_readonly's fast path keeps every safety property (real PostgreSQL throughout).
 
-The fast path: the whole transaction (BEGIN READ ONLY, settings, DECLARE, FETCH, then after a
-Sync ROLLBACK and DISCARD ALL) in one pipelined round trip; the checkout ping skipped for a
+The fast path: BEGIN READ ONLY, the settings and DECLARE in one pipelined round trip, the
+FETCH streamed, ROLLBACK and DISCARD ALL in one round trip; the checkout ping skipped for a
 connection that answered moments ago and whose socket is quiet, with one retry when such a
 connection proves dead before the server answered anything; and a cache of validation
 verdicts that lapses when the schema cache serves a new model.
@@ -10,7 +10,6 @@ verdicts that lapses when the schema cache serves a new model.
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import pg_mcp.pools
 from conftest import scratch_database
-from pg_mcp import executor, validator
+from pg_mcp import validator
 from pg_mcp.discovery import database_dsn as db_dsn
-from pg_mcp.errors import PgMcpError
 from pg_mcp.executor import FETCH_CHUNK, Pools, RunResult, run_readonly
+from pg_mcp.pools import CHECK_SKIP_SECONDS, quiet_socket
 from pg_mcp.settings import Policy, Settings, load_settings
 from pg_mcp.validator import validate_sql
 
@@ -129,29 +129,40 @@ def test_stacked_statements_are_refused_inside_the_pipeline(db: str, pools: Pool
 # --- the checkout ping and the one retry ---------------------------------------------------------
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_ping_is_skipped_only_for_a_recent_connection_with_a_quiet_socket(
-    pg_dsn: str, db: str
+    pg_dsn: str, db: str, tmp_path: Path
 ) -> None:
-    with psycopg.connect(db_dsn(pg_dsn, db), autocommit=True) as conn:
-        state = executor._state(conn)
-        state.ok_at = time.monotonic()
-        executor._ping(conn)
-        assert state.unchecked  # recent and quiet: no round trip
-        state.ok_at = time.monotonic() - executor.CHECK_SKIP_SECONDS - 1
-        executor._ping(conn)
-        assert not state.unchecked  # too old: pinged
-        state.ok_at = time.monotonic()
+    clock = FakeClock()
+    with Pools(make_settings(pg_dsn, tmp_path, pool_max_size=1), clock=clock) as p:
+        assert run("SELECT 1", db, p).ok
+        conn, checked = p.checkout(db, 5.0)
+        p.get(db).putconn(conn)
+        assert not checked  # recent and quiet: no round trip
+        clock.now += CHECK_SKIP_SECONDS + 1
+        conn, checked = p.checkout(db, 5.0)
+        pid = conn.info.backend_pid
+        p.get(db).putconn(conn)
+        assert checked  # too old: pinged
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s, 5000)", [conn.info.backend_pid])
-        assert not executor._quiet(conn)  # the backend's goodbye is waiting on the socket
-        with pytest.raises(psycopg.OperationalError):
-            executor._ping(conn)
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+        assert not quiet_socket(conn)  # the backend's goodbye is waiting on the socket
+        conn, checked = p.checkout(db, 5.0)  # so it is checked, found dead and replaced
+        assert checked and conn.info.backend_pid != pid
+        p.get(db).putconn(conn)
 
 
 def test_a_dead_connection_handed_out_unchecked_is_retried_once(
     pg_dsn: str, db: str, pools: Pools, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(executor, "_quiet", lambda conn: True)  # as if not yet noticed
+    monkeypatch.setattr(pg_mcp.pools, "quiet_socket", lambda conn: True)  # as if not yet noticed
     pid = run("SELECT pg_backend_pid()", db, pools).rows[0][0]
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
@@ -160,23 +171,18 @@ def test_a_dead_connection_handed_out_unchecked_is_retried_once(
     assert r.rows[0][0] != pid
 
 
-def test_a_statement_that_kills_its_own_connection_is_not_run_again(db: str, pools: Pools) -> None:
+def test_a_statement_that_kills_its_own_connection_is_not_run_again(
+    db: str, pools: Pools, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Retrying is only for a connection that was dead before the server answered anything:
     here BEGIN, the settings and DECLARE were answered, so the statement did start."""
-    with pools.get(db).connection() as conn:
-        executor._state(conn).unchecked = True
-        with pytest.raises(PgMcpError) as err:
-            executor._execute(
-                conn,
-                "SELECT pg_terminate_backend(pg_backend_pid())",
-                pools.settings,
-                {},
-                10,
-                5.0,
-                may_retry=True,
-            )
-        assert err.value.code == "CONNECTION_ERROR"
-        assert conn.closed
+    monkeypatch.setattr(pg_mcp.pools, "quiet_socket", lambda conn: True)  # handed out unchecked
+    assert run("SELECT 1", db, pools).ok
+    opened = pools.get(db).get_stats().get("connections_num", 0)
+    r = run("SELECT pg_terminate_backend(pg_backend_pid())", db, pools)
+    assert r.code == "CONNECTION_ERROR", r
+    # no retry: a retry would have drained the pool and opened a new connection to run it again
+    assert pools.get(db).get_stats().get("connections_num", 0) == opened
     assert run("SELECT 1", db, pools).rows == [[1]]
 
 

@@ -333,20 +333,6 @@ def parse_array_literal(text: str, delim: str = ",") -> Any:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _c_encoder() -> Any:
-    """The C encoder ``_ENCODER`` builds on every call, built once (None without the C
-    accelerator). No circular-reference check: rows (built here from query results) have no
-    cycles."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    basestring = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or basestring is None:
-        return None
-    return make(None, _ENCODER.default, basestring, None, ":", ",", False, False, False)
-
-
-_C_ENCODE = _c_encoder()
-
-
 def dumps(value: Any) -> str:
     """Compact JSON text (UTF-8, no ASCII escaping) of an already JSON-safe value."""
     return _ENCODER.encode(value)
@@ -354,10 +340,7 @@ def dumps(value: Any) -> str:
 
 def json_size(value: Any) -> int:
     """Bytes of the compact UTF-8 JSON serialisation of a JSON-safe value."""
-    if _C_ENCODE is not None and isinstance(value, list | dict):
-        text = "".join(_C_ENCODE(value, 0))
-    else:
-        text = _ENCODER.encode(value)
+    text = _ENCODER.encode(value)
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 

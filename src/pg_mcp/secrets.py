@@ -9,6 +9,11 @@ from urllib.parse import urlsplit, urlunsplit
 _URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/?#@\s]*:)([^@/?#\s]*)(@)", re.IGNORECASE)
 _KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _BEARER = re.compile(r"(\b(?:sk|key|Bearer)[-_ ][A-Za-z0-9_\-]{8,})")
+# What a password looks like once PostgreSQL has stored it (pg_authid.rolpassword): an error that
+# echoes a value (``invalid input syntax for type integer: "SCRAM-SHA-256$..."``) must not
+# carry one, however the query reached it.
+_SCRAM = re.compile(r"SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
+_MD5_HASH = re.compile(r"\bmd5[0-9a-f]{32}\b")
 
 MASK = "***"
 
@@ -49,6 +54,10 @@ class Redactor:
             return text
         out = _URI_PASSWORD.sub(rf"\1{MASK}\3", text)
         out = _KV_PASSWORD.sub(rf"\1{MASK}", out)
+        if "SCRAM-SHA-256$" in out:
+            out = _SCRAM.sub(MASK, out)
+        if "md5" in out:
+            out = _MD5_HASH.sub(MASK, out)
         for s in self._secrets:
             out = out.replace(s, MASK)
         return out

@@ -94,6 +94,11 @@ class Settings:
     explain_max_rows: float = 0.0
     pool_min_size: int = 0
     pool_max_size: int = 4
+    # every connection: TCP keepalives and tcp_user_timeout (seconds), so a dead peer is noticed
+    tcp_keepalives_idle: float = 10.0
+    tcp_keepalives_interval: float = 5.0
+    tcp_keepalives_count: int = 3
+    tcp_user_timeout: float = 30.0
     # access policy
     policy: Policy = field(default_factory=Policy)
     # references and cache
@@ -153,6 +158,10 @@ _FILE_KEYS: dict[str, dict[str, str]] = {
         "explain_max_cost": "explain_max_cost",
         "explain_max_rows": "explain_max_rows",
         "pool_max_size": "pool_max_size",
+        "tcp_keepalives_idle": "tcp_keepalives_idle",
+        "tcp_keepalives_interval": "tcp_keepalives_interval",
+        "tcp_keepalives_count": "tcp_keepalives_count",
+        "tcp_user_timeout": "tcp_user_timeout",
     },
     "references": {
         "samples": "samples",
