@@ -60,8 +60,19 @@ def free_port() -> int:
 class PgTemp:
     """One private PostgreSQL cluster: ``start()``, ``stop()``, ``restart()`` (same port), ``dsn``."""
 
-    def __init__(self, password: str = PASSWORD, port: int | None = None) -> None:
+    def __init__(
+        self,
+        password: str = PASSWORD,
+        port: int | None = None,
+        *,
+        bin_dir: Path | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        """``bin_dir``: another installation's binaries (default: the embedded wheel's);
+        ``settings``: server settings on top of SERVER_SETTINGS."""
         self.password = password
+        self.bin_dir = bin_dir
+        self.settings = {**SERVER_SETTINGS, **(settings or {})}
         self.port = port or free_port()
         self.base = Path(tempfile.mkdtemp(prefix="pgmcp-pgtemp-"))
         self.data = self.base / "data"
@@ -89,7 +100,7 @@ class PgTemp:
     def _bin(self, name: str) -> str:
         from pg_mcp.embedded import bin_dir
 
-        return str(bin_dir() / name)
+        return str((self.bin_dir or bin_dir()) / name)
 
     def _run(self, *args: str, timeout: float = 60.0) -> None:
         """Run a PostgreSQL tool (as ``pgserver`` when root). Output goes to a file, not a pipe:
@@ -176,7 +187,7 @@ class PgTemp:
         self.init()
         if self.running:
             return self
-        options = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
+        options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
         options += f" -p {self.port} -k {self.base}"
         self._run(
             self._bin("pg_ctl"),
