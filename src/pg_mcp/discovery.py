@@ -78,12 +78,12 @@ def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseI
     """Databases the configured role can connect to (no templates), filtered by config."""
     import psycopg
 
+    from pg_mcp.pools import utility_kwargs
+
     dsn = dsn or server_dsn(settings)
     redact = Redactor(settings.secrets())
     try:
-        with psycopg.connect(
-            dsn, connect_timeout=int(settings.connect_timeout), autocommit=True
-        ) as conn:
+        with psycopg.connect(dsn, **utility_kwargs(settings)) as conn:
             for attempt in range(3):
                 try:
                     rows = conn.execute(_LIST_SQL).fetchall()

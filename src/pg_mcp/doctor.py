@@ -75,12 +75,11 @@ def collect(settings: Settings) -> dict[str, Any]:
 
     dsn = server_dsn(settings)
     redact = Redactor(settings.secrets())
-    timeout = max(2, round(settings.connect_timeout))
-    options = "-c default_transaction_read_only=on"
+    from pg_mcp.pools import utility_kwargs
+
+    kwargs = utility_kwargs(settings)
     try:
-        with psycopg.connect(
-            dsn, autocommit=True, connect_timeout=timeout, options=options
-        ) as conn:
+        with psycopg.connect(dsn, **kwargs) as conn:
             version, version_num, user, session_user, sup, createrole, createdb, bypassrls, repl = (
                 conn.execute(_SERVER_SQL).fetchone() or (None,) * 9
             )
@@ -97,12 +96,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     for info in list_databases(settings, dsn)[:MAX_DATABASES]:
         entry: dict[str, Any] = {"size_bytes": info.size_bytes}
         try:
-            with psycopg.connect(
-                database_dsn(dsn, info.name),
-                autocommit=True,
-                connect_timeout=timeout,
-                options=options,
-            ) as conn:
+            with psycopg.connect(database_dsn(dsn, info.name), **kwargs) as conn:
                 row = conn.execute(_DATABASE_SQL).fetchone()
             assert row is not None
             create_db, temp, schemas, create_schemas, n_writable, examples = row

@@ -89,6 +89,14 @@ def connect_kwargs(settings: Settings, options: str = "") -> dict[str, Any]:
     return kwargs
 
 
+def utility_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection parameters for pg-mcp's own short catalog queries (discovery, doctor,
+    introspection): read-only, a statement timeout, keepalives. Autocommit."""
+    timeout = ms(max(settings.statement_timeout, 30.0))
+    options = f"-c default_transaction_read_only=on -c statement_timeout={timeout}"
+    return {"autocommit": True} | connect_kwargs(settings, options)
+
+
 class Pools:
     """One psycopg pool per database, created lazily; thread-safe; a context manager."""
 
