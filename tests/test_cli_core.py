@@ -384,6 +384,39 @@ def test_describe_column_needs_a_table(reader_dsn: str, shop: str, tmp_path: Pat
     assert p.returncode == 2 and "--column needs a TABLE" in p.stderr
 
 
+# --- invalid UTF-8 -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_invalid_utf8_is_a_one_line_parse_error(
+    command: str, reader_dsn: str, shop: str, tmp_path: Path
+) -> None:
+    """Standard input and arguments with invalid UTF-8, under the C locale and a strict
+    encoding: one PARSE_ERROR naming the first bad byte, never a traceback."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PG_MCP_", "PG", "LC_", "LANG"))
+    }
+    env.update(PG_MCP_DSN=reader_dsn, PG_MCP_HOME=str(tmp_path), LC_ALL="C",
+               PYTHONIOENCODING="utf-8:strict")  # fmt: skip
+    for extra in ([], ["--json"]):
+        argv = [PG_MCP, command, "--db", shop, *extra]
+        p = subprocess.run([*argv, "-"], input=b"SELECT 1 -- caf\xc3\n\xff", capture_output=True,
+                           env=env, timeout=120)  # fmt: skip
+        text = (p.stdout + p.stderr).decode("utf-8", "replace")
+        assert p.returncode == 1 and "Traceback" not in text, text
+        assert "standard input is not valid UTF-8 (byte 16)" in text, text
+        assert len(text.strip().splitlines()) <= 2  # the error, and its hint
+        if extra:
+            assert json.loads(p.stdout)["code"] == "PARSE_ERROR"
+        p = subprocess.run([*argv, b"SELECT '\xff'"], capture_output=True, env=env, timeout=120)
+        text = (p.stdout + p.stderr).decode("utf-8", "replace")
+        assert p.returncode == 1 and "Traceback" not in text, text
+        assert "the sql argument is not valid UTF-8 (byte 9)" in text, text
+    p = subprocess.run([PG_MCP, "describe", "--db", shop, b"orders\xfe"], capture_output=True,
+                       env=env, timeout=120)  # fmt: skip
+    assert p.returncode == 1 and b"the table argument is not valid UTF-8 (byte 7)" in p.stderr
+
+
 # --- pure helpers ------------------------------------------------------------------------------
 
 

@@ -148,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every text argument must be valid UTF-8. Python hands undecodable bytes of the command
+    line over as lone surrogates; those become a one-line PARSE_ERROR here, not a traceback
+    (or garbage in a query) later."""
+    import os
+
+    from pg_mcp.commands.validate import decode_utf8
+
+    for key, value in sorted(vars(args).items()):
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    decode_utf8(os.fsencode(item), f"the {key} argument")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -159,7 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pg_mcp.settings import load_settings
 
     redact = Redactor()
+    if hasattr(sys.stdout, "reconfigure"):  # text the terminal cannot encode: escaped, not a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
+        check_arguments(args)
         settings = load_settings(config_path=args.config)
         for s in settings.secrets():
             redact.add(s)
