@@ -292,6 +292,73 @@ def test_return_sql_still_runs_and_judges_without_rows(
     assert both["result"]["row_count"] > 0 and both["sql"] == GOOD
 
 
+def _sample_literals(cache: Any, ask_db: str) -> set[str]:
+    """Every sample value and enum label of the database, as the prompts would write them."""
+    from pg_mcp.datatext import sql_literal
+
+    schema = cache.get(ask_db)
+    return {
+        sql_literal(v, 30)
+        for t in schema.tables
+        for c in t.columns
+        for v in (c.samples or []) + (c.enum_labels or [])
+        if len(v) >= 4  # short ones ('EUR', 'web') could stand in a comment or the SQL
+    }
+
+
+def test_send_rows_false_gives_the_judge_columns_and_count_only(
+    base: Settings, cache: Any, ask_db: str, standin: StandinModel
+) -> None:
+    standin.default = auto_model()
+    answer = make_asker(base, standin.base_url, cache).ask_sync(QUESTION, ask_db)
+    rows = answer["result"]["rows"]
+    judged = message_text(next(b for b in standin.requests if is_judge_request(b)))
+    assert json.dumps(rows[0], ensure_ascii=False) in judged  # the default sends the rows
+    standin.requests.clear()
+    asker = make_asker(base, standin.base_url, cache, ask_send_rows=False)
+    answer = asker.ask_sync(QUESTION, ask_db)
+    assert answer["result"]["rows"] == rows  # the caller still gets them: only the model does not
+    judged = message_text(next(b for b in standin.requests if is_judge_request(b)))
+    assert f"Result: {len(rows)} row(s)" in judged
+    assert '"category" (text)' in judged and '"products" (bigint)' in judged
+    assert "the rows are not shown" in judged
+    for row in rows:
+        assert json.dumps(row, ensure_ascii=False) not in judged
+        assert f'"{row[0]}"' not in judged  # no cell, however it is written
+
+
+def test_send_samples_false_keeps_samples_and_enum_labels_out_of_the_prompts(
+    base: Settings, cache: Any, ask_db: str, standin: StandinModel
+) -> None:
+    literals = _sample_literals(cache, ask_db)
+    assert literals
+    standin.default = auto_model()
+    make_asker(base, standin.base_url, cache).ask_sync(QUESTION, ask_db)
+    sent = "\n".join(message_text(b) for b in standin.requests)
+    assert any(lit in sent for lit in literals)  # by default the context carries them
+    standin.requests.clear()
+    make_asker(base, standin.base_url, cache, ask_send_samples=False).ask_sync(QUESTION, ask_db)
+    assert len(standin.requests) == 2
+    for body in standin.requests:  # generation and judge (its "Tables used" too)
+        text = message_text(body)
+        leaked = sorted(lit for lit in literals if lit in text)
+        assert not leaked, leaked
+        assert "e.g. '" not in text and "values: '" not in text
+
+
+def test_send_rows_and_samples_from_the_configuration(tmp_path: Path) -> None:
+    from pg_mcp.settings import load_settings
+
+    config = tmp_path / "pg-mcp.toml"
+    config.write_text("[ask]\nsend_rows = false\nsend_samples = false\n", encoding="utf-8")
+    s = load_settings(env={}, config_path=config)
+    assert s.ask_send_rows is False and s.ask_send_samples is False
+    s = load_settings(env={"PG_MCP_ASK_SEND_ROWS": "false"}, config_path=None)
+    assert s.ask_send_rows is False and s.ask_send_samples is True
+    s = load_settings(env={}, config_path=None)
+    assert s.ask_send_rows is True and s.ask_send_samples is True
+
+
 def test_bad_arguments(base: Settings, cache: Any, ask_db: str, standin: StandinModel) -> None:
     asker = make_asker(base, standin.base_url, cache)
     for q, rt, code in (("  ", "result", "EMPTY"), (QUESTION, "rows", "CONFIG_ERROR")):

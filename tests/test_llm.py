@@ -254,6 +254,58 @@ def test_breaker_failed_probe_reopens() -> None:
     assert b.state == "closed" and b.allow()
 
 
+def test_a_cancelled_half_open_probe_releases_the_breaker(standin: StandinModel) -> None:
+    """The half-open probe is cancelled mid-request (a client went away, ask's deadline): the
+    breaker must not stay open for good; the next call probes and closes it."""
+    now = [0.0]
+    llm = make_llm(standin.base_url, llm_max_retries=0)
+    llm.breaker = CircuitBreaker(1, 30.0, clock=lambda: now[0])
+    llm.breaker.failure()
+    assert llm.breaker.state == "open"
+    now[0] = 31.0  # the cooldown is over: the next request is the probe
+    arrived = asyncio.Event()
+
+    def slow(body: dict) -> dict:  # type: ignore[type-arg]
+        loop.call_soon_threadsafe(arrived.set)
+        return {**judge(9), "delay": 5.0}
+
+    standin.script = [slow]
+
+    async def go() -> None:
+        probe = asyncio.create_task(llm.complete_json(MSGS, name="judgement", schema=JUDGE_SCHEMA))
+        await asyncio.wait_for(arrived.wait(), 10)  # the probe is in flight
+        assert llm.breaker.state == "half-open" and not llm.breaker.allow()
+        probe.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        await llm.aclose()
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(go())
+    finally:
+        loop.close()
+    assert llm.breaker.state == "half-open"  # released: neither opened again nor stuck
+    standin.script = [judge(9)]
+    assert call(llm, JUDGE_SCHEMA).data is not None
+    assert llm.breaker.state == "closed"
+
+
+def test_breaker_report_releases_the_probe_whatever_the_outcome() -> None:
+    now = [0.0]
+    b = CircuitBreaker(1, 10.0, clock=lambda: now[0])
+    for outcome, state in (("neutral", "half-open"), ("failure", "open"), ("success", "closed")):
+        b.failure()
+        now[0] += 11.0
+        assert b.allow() and not b.allow()  # the probe holds the slot
+        b.report(outcome)
+        assert b.state == state
+        if state == "half-open":
+            assert b.allow()  # a new probe may go
+            b.report("neutral")
+        now[0] += 11.0
+
+
 def test_429s_do_not_trip_the_breaker(standin: StandinModel) -> None:
     standin.default = status(429, {"Retry-After": "0"})
     llm = make_llm(standin.base_url, llm_max_retries=4, breaker_threshold=2)

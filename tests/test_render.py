@@ -61,22 +61,23 @@ def test_golden_single_file(pg_dsn: str, scratch_db: str) -> None:
     text = files["golden.md"]
     # a few things the golden file must show, spelled out so a careless --update is caught
     for needle in [
-        "`order_status`: 'pending', 'paid', 'shipped', 'cancelled' — Lifecycle of an order",
-        "`email`: text NOT NULL CHECK (VALUE ~~ '%@%'::text) — An e-mail address",
+        "`order_status`: 'pending', 'paid', 'shipped', 'cancelled' — \"Lifecycle of an order\"",
+        "`email`: text NOT NULL CHECK (VALUE ~~ '%@%'::text) — \"An e-mail address\"",
         "`money_amount` (amount numeric(12,2), currency character(3))",
         "`orders.customer_id -> customers.id`",
         "`order_lines.(order_id, ordered_at) -> orders.(id, ordered_at)`",
         "Partitioned by RANGE (ordered_at) into 2 partitions",
-        "`products_title_lower_idx` btree (lower(title)) — Case-insensitive title search",
+        '`products_title_lower_idx` btree (lower(title)) — "Case-insensitive title search"',
         "`products_active_idx` btree (sku) WHERE active",
-        "ISO 3166 code \\| two letters",
-        "Display order (a reserved word as a column name)",
+        '"ISO 3166 code \\u007c two letters"',  # quoted data: no table pipe survives
+        '"Display order (a reserved word as a column name)"',
+        render.DATA_NOTE,
         '| "order" | integer |',
         "(samples withheld)",
         "values: 'FI', 'FR', 'GB', 'US'",
         '### audit."Events"',
-        "`order_total(p_order_id bigint)` | numeric | function | sql | stable | Total of one order",
-        "Materialized view · ~2 rows — Units sold per product",
+        '`order_total(p_order_id bigint)` | numeric | function | sql | stable | "Total of one order"',
+        'Materialized view · ~2 rows — "Units sold per product"',
         "generated (price * 1.2)",
         "identity always",
     ]:
@@ -95,7 +96,7 @@ def test_golden_index_layout(pg_dsn: str, scratch_db: str) -> None:
             assert f"]({t.schema}.{t.name}.md)" in files[f"golden/{t.schema}.md"]
             assert f"golden/{t.schema}.{t.name}.md" in files
     assert (
-        "- [shop.customers](shop.customers.md) · ~4 rows — People who buy things."
+        '- [shop.customers](shop.customers.md) · ~4 rows — "People who buy things."'
         in files["golden/shop.md"]
     )
 

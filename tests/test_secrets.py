@@ -120,7 +120,7 @@ COMMANDS: list[list[str]] = [
     ["doctor"],
     ["validate", "--db", "postgres", "SELECT 1"],
     ["validate", "--json", "--db", "postgres", "SELECT no_such_column"],
-    ["psql", "--db", "postgres", "--", "-X", "-c", "SELECT 1"],
+    ["describe", "--db", "postgres", "--json"],
 ]
 
 
@@ -195,20 +195,3 @@ def test_run_readonly_results_carry_no_secret(
         for db in ("postgres", "pgmcp_no_such_db"):
             out = str(run_readonly("SELECT 1", db, settings=s, validate=False).to_dict())
             assert password not in out and quote(password, safe="") not in out
-
-
-def test_psql_gets_the_password_in_its_environment_not_its_arguments(
-    secret_role: tuple[str, str],
-) -> None:
-    from pg_mcp.commands.psql import command_line, psql_environment
-
-    role, password = secret_role
-    dsn = uri(role, password, "/tmp/sock", "5432", "postgres")
-    s = load_settings(env={}, config_path=None)
-    env = psql_environment(dsn, 5.0, s, {"PATH": "/usr/bin", "PGOPTIONS": "-c work_mem=64MB"})
-    argv = command_line("/usr/bin/psql", ["--", "-c", "SELECT 1"])
-    assert argv == ["/usr/bin/psql", "-c", "SELECT 1"]
-    assert all(password not in a for a in argv)
-    assert env["PGPASSWORD"] == password and env["PGUSER"] == role and env["PGHOST"] == "/tmp/sock"
-    assert env["PGOPTIONS"].startswith("-c work_mem=64MB")
-    assert "-c default_transaction_read_only=on -c statement_timeout=5000" in env["PGOPTIONS"]

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,11 @@ INSTALLED = ROOT / ".claude" / "skills" / "pg-mcp"
 SETTINGS = ROOT / ".claude" / "settings.json"
 MCP_JSON = ROOT / ".mcp.json"
 SERVER_NAME = "pg-mcp"
+
+# The only pg-mcp subcommands the agent may run without asking: each goes through the
+# validator and the read-only executor (describe included), none is a shell or reads files.
+AGENT_COMMANDS = {"databases", "validate", "run", "describe"}
+BASH_RULE = re.compile(r"Bash\(uv run pg-mcp ([a-z][a-z-]*):\*\)")
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 CODE_SPAN = re.compile(r"`([^`]+)`")
@@ -168,7 +174,7 @@ def test_settings_allow_exactly_what_the_skill_runs() -> None:
     text = skill_text()
     subcommands = set(CLI_MENTION.findall(text))
     tools = set(MCP_TOOL.findall(text))
-    assert subcommands == {"databases", "validate", "run", "psql"}
+    assert subcommands == AGENT_COMMANDS
     assert tools == {"validate_sql", "run_readonly"}
     bash = {r for r in allow if r.startswith("Bash(")}
     assert bash == {f"Bash(uv run pg-mcp {s}:*)" for s in subcommands}
@@ -181,8 +187,11 @@ def test_settings_allow_exactly_what_the_skill_runs() -> None:
         "Read(./.claude/skills/pg-mcp/**)",
     }
     assert set(allow) == bash | mcp | reads
-    for rule in settings["permissions"].get("deny", []):
-        assert rule.startswith("Read("), rule  # the deny list only keeps secrets out of reach
+    deny = settings["permissions"].get("deny", [])
+    assert {"Bash(psql:*)", "Bash(uv run pg-mcp psql:*)"} <= set(deny)
+    assert {"Read(./.env)", "Read(./.env.*)", "Read(./.pg-mcp/**)"} <= set(deny)
+    for rule in deny:
+        assert rule.startswith("Read(") or "psql" in rule, rule  # secrets and psql: out of reach
     assert settings.get("enableAllProjectMcpServers") is True or SERVER_NAME in settings.get(
         "enabledMcpjsonServers", []
     )
@@ -274,3 +283,189 @@ def test_cli_commands_of_the_skill_work_end_to_end(settings) -> None:  # type: i
     assert code == 0 and result["ok"] is True and result["row_count"] == 4
     code, result = pg_mcp("run", "--db", "db_pg_mcp_small", "--json", "SELECT pg_sleep(1)")
     assert code != 0 and result["code"] == "FORBIDDEN_FUNCTION"
+
+
+# ---------------------------------------------------------------- the agent's doors are the core
+
+
+def test_every_allowed_bash_rule_is_a_safety_core_subcommand() -> None:
+    settings = json.loads(SETTINGS.read_text(encoding="utf-8"))
+    bash = [r for r in settings["permissions"]["allow"] if r.startswith("Bash(")]
+    found = set()
+    for rule in bash:
+        m = BASH_RULE.fullmatch(rule)
+        assert m, f"{rule}: an allowed Bash rule must be `Bash(uv run pg-mcp SUBCOMMAND:*)`"
+        assert m.group(1) in AGENT_COMMANDS and m.group(1) in cli.COMMANDS, rule
+        found.add(m.group(1))
+    assert found == AGENT_COMMANDS
+    # every CLI command the skill mentions is one of them
+    assert set(CLI_MENTION.findall(skill_text())) <= found
+
+
+def test_psql_appears_nowhere_but_in_the_deny_list() -> None:
+    assert "psql" not in cli.COMMANDS
+    for path in [*skill_files(SKILL), *skill_files(INSTALLED)]:
+        assert "psql" not in path.read_text(encoding="utf-8").lower(), path
+    settings = json.loads(SETTINGS.read_text(encoding="utf-8"))
+    assert not any("psql" in r for r in settings["permissions"]["allow"])
+    rest = {k: v for k, v in settings.items() if k != "permissions"}
+    assert "psql" not in json.dumps(rest)
+
+
+def test_no_allowed_command_accepts_a_config_option() -> None:
+    """`--config` belongs before the subcommand only: `uv run pg-mcp run:*` cannot reach it, so
+    a pre-approved command line cannot point pg-mcp at a file that lifts the policy. The
+    options each allowed command has (from its --help) change no configuration: --max-rows
+    and --timeout can only lower the configured limits (tested below)."""
+    import contextlib
+    import io
+
+    parser = cli.build_parser()
+    for name in AGENT_COMMANDS:
+        with pytest.raises(SystemExit) as exc, contextlib.redirect_stderr(io.StringIO()):
+            parser.parse_args([name, "--config", "/tmp/x.toml", "SELECT 1"])
+        assert exc.value.code == 2
+        help_text = io.StringIO()
+        with pytest.raises(SystemExit), contextlib.redirect_stdout(help_text):
+            parser.parse_args([name, "--help"])
+        options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text.getvalue()))
+        allowed = {"--help", "--db", "--json", "--max-rows", "--timeout", "--column", "--values"}
+        assert options <= allowed, (name, options - allowed)
+
+
+SHELL_RAN = "SHELL-RAN"  # what the shell prints if anything ran `echo SHELL""-RAN`
+
+
+@pytest.fixture(scope="module")
+def sentinel_db(pg_dsn: str) -> Iterator[str]:
+    """A scratch database with a sentinel row and a table `t` the hostile inputs aim at."""
+    from conftest import scratch_database
+
+    setup = (
+        "CREATE TABLE sentinel (id int PRIMARY KEY, note text);"
+        "INSERT INTO sentinel VALUES (1, 'untouched');"
+        "CREATE TABLE t (id int);"
+        "ANALYZE"
+    )
+    with scratch_database(pg_dsn, setup, "doors") as name:
+        yield name
+
+
+def _hostile_invocations(db: str, marker: Path, evil: Path) -> list[tuple[list[str], str | None]]:
+    """(argv, stdin) of every allowed command with hostile input. The echo is spelled
+    `SHELL""-RAN` so that only a shell that ran it prints SHELL-RAN (an error message quoting
+    the input does not); `touch` leaves a marker file for anything run on the server."""
+    echo, touch = 'echo SHELL""-RAN', f"touch {marker}"
+    sqls = [
+        f"\\! {echo}",
+        f"\\! {touch}",
+        "SELECT 1; DROP TABLE t",
+        "SELECT 1; DROP TABLE sentinel",
+        f"COPY (SELECT 1) TO PROGRAM '{touch}'",
+        f"COPY (SELECT 1) TO PROGRAM '{echo}'",
+        "SET default_transaction_read_only = off",
+        "DELETE FROM sentinel",
+        f"SELECT 1 \\g |{echo}",
+        f"SELECT 1 \\o |{touch}",
+    ]
+    out: list[tuple[list[str], str | None]] = []
+    for sql in sqls:
+        out += [
+            (["validate", "--db", db, "--json", sql], None),
+            (["run", "--db", db, "--json", sql], None),
+        ]
+    out += [
+        (["validate", "--db", db, "-"], sqls[0] + "\n" + sqls[4]),
+        (["run", "--db", db, "-"], sqls[1] + "\n" + sqls[3]),
+        (["run", "--db", db, sqls[2]], None),
+    ]
+    for name in ("t; DROP TABLE t", f'"; \\! {echo}', "sentinel; DROP TABLE sentinel",
+                 f"public.sentinel; COPY (SELECT 1) TO PROGRAM '{touch}'"):  # fmt: skip
+        out += [(["describe", "--db", db, name], None), (["describe", "--db", db, "--json", name], None)]  # fmt: skip
+    for column in ("id; DROP TABLE sentinel", f'"; \\! {echo}', "note FROM sentinel; DROP TABLE t; --"):  # fmt: skip
+        out += [(["describe", "--db", db, "--json", "sentinel", "--column", column], None)]
+    for name in sorted(AGENT_COMMANDS):  # a --config after the subcommand, in every spelling
+        rest = {"validate": ["SELECT 1"], "run": ["--db", db, "SELECT 1"], "describe": ["--db", db]}
+        tail = rest.get(name, [])
+        out.append(([name, "--config", str(evil), "--json", *tail], None))
+        out.append(([name, "--json", f"--config={evil}", *tail], None))
+        out.append(([name, "--json", *tail, "--config", str(evil)], None))
+        out.append(([name, "--json", "--conf", str(evil), *tail], None))  # an abbreviation
+    return out
+
+
+def test_every_allowed_command_refuses_hostile_input_cleanly(
+    reader_dsn: str, pg_dsn: str, sentinel_db: str, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    from conftest import db_dsn
+
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.toml"  # would lift every guard if it were ever read
+    evil.write_text(
+        "[policy]\nallow_privileged_role = true\nallow_secret_catalogs = true\n"
+        "[limits]\nmax_rows = 1000000\nstatement_timeout = 100000\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG_MCP_", "PG"))}
+    env.update(PG_MCP_DSN=reader_dsn, PG_MCP_HOME=str(tmp_path / "home"))
+    pg_mcp = str(Path(sys.executable).parent / "pg-mcp")
+
+    def call(
+        job: tuple[list[str], str | None],
+    ) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+        argv, stdin = job
+        proc = subprocess.run(
+            [pg_mcp, *argv], input=stdin, capture_output=True, text=True, env=env,
+            cwd=tmp_path, timeout=120,
+        )  # fmt: skip
+        return argv, proc
+
+    jobs = _hostile_invocations(sentinel_db, marker, evil)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(call, jobs))
+    for argv, proc in results:
+        text = proc.stdout + proc.stderr
+        assert SHELL_RAN not in text, (argv, text)
+        assert "Traceback" not in text, (argv, text)
+        if any(a.startswith("--conf") for a in argv):
+            assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr, (argv, text)
+            continue
+        assert proc.returncode == 1, (argv, text)  # refused or failed: never accepted
+        if "--json" in argv:
+            lines = proc.stdout.splitlines()
+            assert len(lines) == 1, (argv, proc.stdout)
+            verdict = json.loads(lines[0])
+            assert verdict["ok"] is False and verdict["code"] in CODES, (argv, verdict)
+            if argv[0] == "describe":
+                assert verdict["code"] == "UNKNOWN_OBJECT", (argv, verdict)
+    assert not marker.exists(), "something ran a program"
+    with psycopg.connect(db_dsn(pg_dsn, sentinel_db)) as conn:
+        assert conn.execute("SELECT id, note FROM sentinel").fetchall() == [(1, "untouched")]
+        assert conn.execute("SELECT to_regclass('public.t') IS NOT NULL").fetchone() == (True,)
+
+
+def test_run_options_never_raise_the_configured_limits(
+    reader_dsn: str, sentinel_db: str, tmp_path: Path
+) -> None:
+    """--max-rows and --timeout lower the configured row cap and statement timeout, never
+    raise them: a pre-approved command line cannot lift a limit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG_MCP_", "PG"))}
+    env.update(PG_MCP_DSN=reader_dsn, PG_MCP_HOME=str(tmp_path), PG_MCP_MAX_ROWS="50",
+               PG_MCP_STATEMENT_TIMEOUT="3")  # fmt: skip
+    pg_mcp = str(Path(sys.executable).parent / "pg-mcp")
+
+    def run(*argv: str) -> dict[str, object]:
+        p = subprocess.run([pg_mcp, "run", "--db", sentinel_db, "--json", *argv],
+                           capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+        return json.loads(p.stdout)
+
+    out = run("--max-rows", "100000", "SELECT g FROM generate_series(1, 600) g")
+    assert out["ok"] is True and out["row_count"] == 50 and out["truncated"] is True
+    out = run("--timeout", "100000", "SELECT current_setting('statement_timeout') AS t")
+    assert out["rows"] == [["3s"]]
+    out = run("--timeout", "1", "SELECT current_setting('statement_timeout') AS t")
+    assert out["rows"] == [["1s"]]  # lowering still works

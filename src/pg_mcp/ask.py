@@ -32,6 +32,12 @@ Decisions:
   together, each with its own share of the context budget, and the generation schema
   gains an enum property ``database``: the model picks, at no extra call. The answer
   says ``database_chosen: true`` (and lists ``database_candidates`` when the model chose).
+* What goes to the model provider: the question, the schema context (names, types,
+  comments, and sample values and enum labels unless ``[ask] send_samples = false``), the
+  generated SQL with the validator's and PostgreSQL's feedback, and for the judge up to
+  ``judge_rows`` result rows, cells cut at ``datatext.CELL_CAP`` characters (only the columns
+  and the row count with ``[ask] send_rows = false``). Database text in the prompts is quoted
+  (``pg_mcp.datatext``) and the system prompts say it is data, never instructions.
 * The rate limit (token bucket: ``ask_rate``/s, burst ``ask_burst``) is checked first and
   costs nothing when refused: RATE_LIMITED with ``retry_after`` seconds. There is one bucket
   per ``client`` (the authenticated HTTP client: a static token's hash or a JWT's subject;
@@ -312,7 +318,9 @@ class Asker:
         ], True
 
     def _db(self, name: str, schema: DatabaseSchema, question: str, budget: int) -> _Db:
-        ctx = ctxmod.select_context(schema, question, budget)
+        ctx = ctxmod.select_context(
+            schema, question, budget, samples=self.settings.ask_send_samples
+        )
         return _Db(name, schema, ctx, set(ctx.tables) - set(ctx.brief))
 
     # ---- the loop ---------------------------------------------------------------
@@ -481,7 +489,13 @@ class Asker:
         used = [t for t in (getattr(verdict, "tables", None) or []) if isinstance(t, str)]
         tables_text = self._tables_text(db, used or att.tables)
         jmsgs = prompts.judge_messages(
-            question, att.sql, att.explanation, result, tables_text, sample_rows=self.judge_rows
+            question,
+            att.sql,
+            att.explanation,
+            result,
+            tables_text,
+            sample_rows=self.judge_rows,
+            send_rows=self.settings.ask_send_rows,
         )
         judged: Completion | None = None
         for _ in range(2):  # one more try when the judge's reply is unusable
@@ -528,7 +542,7 @@ class Asker:
             if t is None or t.partition_of or t.qualified in db.shown:
                 continue
             db.shown.add(t.qualified)
-            parts.append(ctxmod.render_table(t))
+            parts.append(ctxmod.render_table(t, samples=self.settings.ask_send_samples))
             if len(parts) >= 4:
                 break
         return "\n".join(parts)
@@ -544,11 +558,9 @@ class Asker:
                     for m in difflib.get_close_matches(name.rsplit(".", 1)[-1], list(bare), n=2)
                 ]
                 guesses.extend(close)
-        return (
-            f" Existing tables with similar names: {', '.join(dict.fromkeys(guesses))}."
-            if guesses
-            else ""
-        )
+        tables = {t.qualified: t for t in ctxmod.candidate_tables(db.schema)}
+        shown = [ctxmod.sql_name(tables[g].schema, tables[g].name) for g in dict.fromkeys(guesses)]
+        return f" Existing tables with similar names: {', '.join(shown)}." if shown else ""
 
     def _tables_text(self, db: _Db, names: list[str], budget: int = 1500) -> str:
         parts: list[str] = []
@@ -557,7 +569,7 @@ class Asker:
             t = _lookup(db.schema, name)
             if t is None:
                 continue
-            text = ctxmod.render_table(t)
+            text = ctxmod.render_table(t, samples=self.settings.ask_send_samples)
             cost = ctxmod.estimate_tokens(text)
             if used + cost > budget:
                 text = ctxmod.render_table(t, full=False)

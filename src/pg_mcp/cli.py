@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "validate, then run SQL read-only with timeouts and row/byte caps"),
     "databases": ("databases", "list the databases reachable through the configured server"),
     "doctor": ("doctor", "show server, role and privileges; warn about risky roles"),
-    "psql": ("psql", "open psql on a database in a read-only, time-limited session"),
+    "describe": ("describe", "list tables, describe one, or count a column's values (read-only)"),
     "references": ("references", "introspect databases and write Markdown references"),
     "cache": ("cache", "refresh or show the JSON schema cache"),
     "serve": ("serve", "run the MCP server (stdio or streamable HTTP)"),
@@ -59,9 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--db", metavar="NAME", help="database to run on (optional when only one is reachable)"
     )
-    c.add_argument("--max-rows", type=int, metavar="N", help="row cap (default from config: 500)")
     c.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="statement timeout (default 10)"
+        "--max-rows", type=int, metavar="N", help="row cap, at most the configured one (500)"
+    )
+    c.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="statement timeout, at most the configured one (10)",
     )
     c.add_argument("--json", action="store_true", help="print exactly one JSON object")
     c.add_argument("sql", help="the SQL text, or - to read it from standard input")
@@ -72,13 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = add("doctor")
     c.add_argument("--json", action="store_true")
 
-    c = add("psql")
-    c.add_argument("--db", metavar="NAME", help="database to open")
+    c = add("describe")
+    c.add_argument("--db", metavar="NAME", help="database (optional when only one is reachable)")
+    c.add_argument("--column", metavar="COL", help="list this column's most frequent values")
+    c.add_argument("--values", type=int, metavar="N", help="how many values to list (default 20)")
+    c.add_argument("--json", action="store_true", help="print exactly one JSON object")
     c.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="statement timeout (default 10)"
-    )
-    c.add_argument(
-        "psql_args", nargs=argparse.REMAINDER, help="extra arguments passed to psql (after --)"
+        "table", nargs="?", metavar="TABLE", help="schema.table, or a name on the search path"
     )
 
     c = add("references")
@@ -143,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every text argument must be valid UTF-8. Python hands undecodable bytes of the command
+    line over as lone surrogates; those become a one-line PARSE_ERROR here, not a traceback
+    (or garbage in a query) later."""
+    import os
+
+    from pg_mcp.commands.validate import decode_utf8
+
+    for key, value in sorted(vars(args).items()):
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    decode_utf8(os.fsencode(item), f"the {key} argument")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -154,7 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pg_mcp.settings import load_settings
 
     redact = Redactor()
+    if hasattr(sys.stdout, "reconfigure"):  # text the terminal cannot encode: escaped, not a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
+        check_arguments(args)
         settings = load_settings(config_path=args.config)
         for s in settings.secrets():
             redact.add(s)

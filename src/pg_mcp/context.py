@@ -19,7 +19,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pg_mcp.datatext import quote_text, sql_literal
 from pg_mcp.model import Column, DatabaseSchema, Function, Table
+from pg_mcp.render import ident
 
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -320,57 +322,64 @@ def _fmt_rows(n: int | None) -> str:
     return f" ~{n} rows"
 
 
-def _short(v: object, limit: int = 40) -> str:
-    s = str(v)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+def render_table(
+    t: Table, *, full: bool = True, mentioned: Iterable[str] = (), samples: bool = True
+) -> str:
+    """One table: full (one line per column) or brief (one line).
 
-
-def render_table(t: Table, *, full: bool = True, mentioned: Iterable[str] = ()) -> str:
-    """One table: full (one line per column) or brief (one line)."""
+    Text from the database is quoted (pg_mcp.datatext): comments as JSON strings, enum
+    labels and sample values as SQL literals; ``samples=False`` leaves both of those out."""
     kind = {"view": "VIEW", "materialized view": "MATVIEW", "foreign table": "FOREIGN TABLE"}.get(
         t.kind, "TABLE"
     )
     pk: set[str] = set()
-    fk_single: dict[str, str] = {}
+    fk_single: dict[str, tuple[str, str | None]] = {}  # column -> (target table, its column)
     fk_multi: list[str] = []
     for c in t.constraints:
         if c.kind == "primary key":
             pk.update(c.columns)
         elif c.kind == "foreign key" and c.ref_table:
-            target = f"{c.ref_schema or t.schema}.{c.ref_table}"
+            target = sql_name(c.ref_schema or t.schema, c.ref_table)
             refs = c.ref_columns or []
             if len(c.columns) == 1 and len(refs) <= 1:
-                fk_single[c.columns[0]] = f"{target}.{refs[0]}" if refs else target
+                fk_single[c.columns[0]] = (target, ident(refs[0]) if refs else None)
             else:
-                fk_multi.append(f"({', '.join(c.columns)}) -> {target}({', '.join(refs)})")
-    comment = f" -- {_one_line(t.comment)}" if t.comment else ""
+                fk_multi.append(f"{_names(c.columns)} -> {target}{_names(refs)}")
+    comment = f" -- {quote_text(t.comment, 160)}" if t.comment else ""
+    name = sql_name(t.schema, t.name)
     if not full:
         cols = []
         for c in t.columns:
             ref = fk_single.get(c.name)
-            cols.append(f"{c.name}->{ref.rsplit('.', 1)[0]}" if ref else c.name)
-        return f"{kind} {t.qualified}({', '.join(cols)}){comment}"
+            cols.append(f"{ident(c.name)}->{ref[0]}" if ref else ident(c.name))
+        return f"{kind} {name}({', '.join(cols)}){comment}"
     extra = ""
     if t.partition_key:
-        extra = f" partitioned by {t.partition_key}"
-    lines = [f"{kind} {t.qualified}{extra}{_fmt_rows(t.row_estimate)}{comment}"]
+        extra = f" partitioned by {' '.join(t.partition_key.split())}"
+    lines = [f"{kind} {name}{extra}{_fmt_rows(t.row_estimate)}{comment}"]
     must = set(mentioned)
     for c in t.columns:
-        lines.append("  " + _render_column(c, c.name in pk, fk_single.get(c.name), c.name in must))
+        ref = fk_single.get(c.name)
+        target = (f"{ref[0]}.{ref[1]}" if ref[1] else ref[0]) if ref else None
+        lines.append("  " + _render_column(c, c.name in pk, target, c.name in must, samples))
     for fk in fk_multi:
         lines.append(f"  FK {fk}")
     return "\n".join(lines)
 
 
-def _one_line(text: str | None, limit: int = 160) -> str:
-    s = " ".join((text or "").split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+def sql_name(schema: str, name: str) -> str:
+    """``schema.name`` as SQL writes it: quoted when needed, one line (``render.ident``)."""
+    return f"{ident(schema)}.{ident(name)}"
 
 
-def _render_column(c: Column, pk: bool, fk: str | None, mentioned: bool) -> str:
-    parts = [c.name, c.type]
+def _names(columns: Iterable[str]) -> str:
+    return "(" + ", ".join(ident(c) for c in columns) + ")"
+
+
+def _render_column(c: Column, pk: bool, fk: str | None, mentioned: bool, samples: bool) -> str:
+    parts = [ident(c.name), " ".join(c.type.split())]
     if c.base_type and c.base_type != c.type:
-        parts.append(f"({c.base_type})")
+        parts.append(f"({' '.join(c.base_type.split())})")
     if pk:
         parts.append("PK")
     elif not c.nullable:
@@ -379,13 +388,15 @@ def _render_column(c: Column, pk: bool, fk: str | None, mentioned: bool) -> str:
         parts.append(f"-> {fk}")
     notes = []
     if c.comment:
-        notes.append(_one_line(c.comment, 120))
-    if c.enum_labels:
-        notes.append("values: " + ", ".join(_short(v, 30) for v in c.enum_labels[:20]))
+        notes.append(quote_text(c.comment, 120))
+    if not samples:
+        pass
+    elif c.enum_labels:
+        notes.append("values: " + ", ".join(sql_literal(v, 30) for v in c.enum_labels[:20]))
     elif c.samples:
-        shown = list(dict.fromkeys(_short(v, 30) for v in c.samples))
-        k = 10 if mentioned else (5 if all(len(v) < 30 for v in shown) else 2)
-        notes.append("e.g. " + ", ".join(repr(v) for v in shown[:k]))
+        shown = list(dict.fromkeys(sql_literal(v, 30) for v in c.samples))
+        k = 10 if mentioned else (5 if all(len(v) < 32 for v in shown) else 2)
+        notes.append("e.g. " + ", ".join(shown[:k]))
     return " ".join(parts) + (f"  -- {'; '.join(notes)}" if notes else "")
 
 
@@ -401,21 +412,24 @@ def usable_functions(schema: DatabaseSchema) -> list[Function]:
 
 
 def render_function(f: Function) -> str:
-    comment = f" -- {_one_line(f.comment, 120)}" if f.comment else ""
-    return f"FUNCTION {f.schema}.{f.name}({f.arguments}) -> {f.returns}{comment}"
+    comment = f" -- {quote_text(f.comment, 120)}" if f.comment else ""
+    args, returns = " ".join(f.arguments.split()), " ".join(f.returns.split())
+    return f"FUNCTION {sql_name(f.schema, f.name)}({args}) -> {returns}{comment}"
 
 
-def render_schema(schema: DatabaseSchema, tables: Iterable[Table] | None = None) -> str:
+def render_schema(
+    schema: DatabaseSchema, tables: Iterable[Table] | None = None, *, samples: bool = True
+) -> str:
     """Render tables (default: all candidates) in full, and the usable functions: the 'whole schema' prompt."""
     chosen = list(tables) if tables is not None else candidate_tables(schema)
-    lines = [_header(schema), *(render_table(t) for t in chosen)]
+    lines = [_header(schema), *(render_table(t, samples=samples) for t in chosen)]
     lines += [render_function(f) for f in usable_functions(schema)]
     return "\n".join(lines)
 
 
 def _header(schema: DatabaseSchema) -> str:
-    c = f" -- {_one_line(schema.comment)}" if schema.comment else ""
-    return f"DATABASE {schema.name}{c}"
+    c = f" -- {quote_text(schema.comment, 160)}" if schema.comment else ""
+    return f"DATABASE {ident(schema.name)}{c}"
 
 
 # --------------------------------------------------------------------------- selection
@@ -439,10 +453,13 @@ class Context:
         }
 
 
-def select_context(schema: DatabaseSchema, question: str, budget: int) -> Context:
-    """The relevant tables of ``schema`` for ``question``, rendered within ``budget`` tokens."""
+def select_context(
+    schema: DatabaseSchema, question: str, budget: int, *, samples: bool = True
+) -> Context:
+    """The relevant tables of ``schema`` for ``question``, rendered within ``budget`` tokens
+    (``samples=False``: no sample values or enum labels, for ``[ask] send_samples = false``)."""
     cands = candidate_tables(schema)
-    whole = render_schema(schema, cands)
+    whole = render_schema(schema, cands, samples=samples)
     whole_tokens = estimate_tokens(whole)
     if whole_tokens <= budget:
         return Context(
@@ -476,7 +493,7 @@ def select_context(schema: DatabaseSchema, question: str, budget: int) -> Contex
     brief: list[str] = []
     for s in order:
         for full in (True, False):
-            text = render_table(s.table, full=full, mentioned=s.mentioned)
+            text = render_table(s.table, full=full, mentioned=s.mentioned, samples=samples)
             cost = estimate_tokens(text) + 1
             if used + cost <= budget - reserve:
                 parts.append(text)
@@ -500,7 +517,9 @@ def select_context(schema: DatabaseSchema, question: str, budget: int) -> Contex
 
     # name the rest (best first) within the reserve, so the model knows they exist
     shown = set(names)
-    rest = [s.table.qualified for s in ranked if s.table.qualified not in shown]
+    rest = [
+        sql_name(s.table.schema, s.table.name) for s in ranked if s.table.qualified not in shown
+    ]
     listed = 0
     limit = min(budget, used + reserve)
     if rest:

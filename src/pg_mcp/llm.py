@@ -142,6 +142,12 @@ class CircuitBreaker:
         with self._lock:
             self._probing = False
 
+    def report(self, outcome: str) -> None:
+        """``success``, ``failure`` or ``neutral``: one call per request ``allow`` let out, made
+        from a ``finally`` so that a cancelled or crashed half-open probe is released too
+        (else the breaker would stay open for good: every later ``allow`` sees a probe)."""
+        {"success": self.success, "failure": self.failure}.get(outcome, self.neutral)()
+
 
 # --------------------------------------------------------------------------- helpers
 def retry_after_seconds(headers: Any) -> float | None:
@@ -349,6 +355,9 @@ class LLM:
             per_request = max(0.001, min(self.settings.llm_timeout, remaining))
             retry_after: float | None = None
             requests += 1
+            # What this request tells the breaker; reported in the finally below, whatever ends
+            # it: "neutral" stays when it is cancelled or fails in an unexpected way.
+            verdict = "neutral"
             try:
                 async with asyncio.timeout(per_request + 0.05):
                     resp = await client.chat.completions.create(
@@ -358,11 +367,11 @@ class LLM:
                         timeout=per_request,
                     )
             except (TimeoutError, openai.APITimeoutError):
-                self.breaker.failure()
+                verdict = "failure"
                 last_problem = f"no answer within {per_request:.1f} s"
                 last_was_timeout = True
             except openai.APIConnectionError as exc:
-                self.breaker.failure()
+                verdict = "failure"
                 last_problem = (
                     f"cannot reach the model endpoint ({type(exc.__cause__ or exc).__name__})"
                 )
@@ -372,14 +381,11 @@ class LLM:
                 detail = self._scrub(_status_detail(exc))
                 if status in RETRYABLE_STATUS or status >= 500:
                     if status >= 500:
-                        self.breaker.failure()
-                    else:
-                        self.breaker.neutral()
+                        verdict = "failure"
                     retry_after = retry_after_seconds(exc.response.headers)
                     last_problem = f"HTTP {status}: {detail}"
                     last_was_timeout = False
                 else:
-                    self.breaker.neutral()
                     if (
                         status == 400
                         and self._json_mode == "json_schema"
@@ -392,13 +398,14 @@ class LLM:
             except PgMcpError:
                 raise
             except Exception as exc:  # anything else from the SDK: unusable, not retried
-                self.breaker.neutral()
                 raise PgMcpError(
                     "LLM_ERROR", self._scrub(f"model call failed: {type(exc).__name__}: {exc}")
                 ) from None
             else:
-                self.breaker.success()
+                verdict = "success"
                 return self._completion(resp, schema, requests, time.monotonic() - started)
+            finally:
+                self.breaker.report(verdict)
 
             # a retryable failure
             if attempt >= self.max_retries:

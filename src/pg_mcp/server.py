@@ -457,10 +457,12 @@ async def _instrumented(state: ServerState, tool: str, body: Callable[[_Call], A
 
 
 def _summary(info: DatabaseInfo, schema: DatabaseSchema | None) -> dict[str, Any]:
+    from pg_mcp.datatext import plain
+
     out: dict[str, Any] = {
         "name": info.name,
         "size_bytes": info.size_bytes,
-        "comment": info.comment,
+        "comment": plain(info.comment),  # database text: one line, capped (pg_mcp.datatext)
         "reference": f"references://{info.name}",
     }
     if schema is None:

@@ -47,6 +47,8 @@ Example ``pg-mcp.toml``::
     deadline = 120
     rate = 1.0                     # ask calls per second (token bucket refill)
     burst = 5
+    send_rows = true               # false: the judge sees columns and the row count, no row
+    send_samples = true            # false: no sample values / enum labels in the prompts
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ class Settings:
     ask_rate: float = 1.0
     ask_burst: int = 5
     context_token_budget: int = 6000
+    # what ask sends the model provider: result rows to the judge, sample values and enum labels
+    ask_send_rows: bool = True  # PG_MCP_ASK_SEND_ROWS / [ask] send_rows
+    ask_send_samples: bool = True  # [ask] send_samples
 
     @property
     def cache_dir(self) -> Path:
@@ -188,6 +193,8 @@ _FILE_KEYS: dict[str, dict[str, str]] = {
         "rate": "ask_rate",
         "burst": "ask_burst",
         "context_token_budget": "context_token_budget",
+        "send_rows": "ask_send_rows",
+        "send_samples": "ask_send_samples",
     },
 }
 
@@ -206,6 +213,7 @@ _ENV_KEYS: dict[str, str] = {
     "OPENAI_MODEL": "model",
     "PG_MCP_MAX_ATTEMPTS": "max_attempts",
     "PG_MCP_LLM_DEADLINE": "llm_deadline",
+    "PG_MCP_ASK_SEND_ROWS": "ask_send_rows",
 }
 
 

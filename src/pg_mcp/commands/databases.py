@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from pg_mcp.settings import Settings
 
@@ -23,6 +22,7 @@ def human_size(n: int) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from pg_mcp.commands.run import render_table
+    from pg_mcp.datatext import inert_dumps, plain, quote_text
     from pg_mcp.discovery import list_databases
 
     dbs = list_databases(settings)
@@ -31,15 +31,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "name": d.name,
             "size_bytes": d.size_bytes,
             "size": human_size(d.size_bytes),
-            "comment": d.comment,
+            "comment": plain(d.comment),  # database text: one line, capped
         }
         for d in dbs
     ]
     if args.json:
-        print(json.dumps({"ok": True, "databases": items}, ensure_ascii=False))
+        print(inert_dumps({"ok": True, "databases": items}))
         return 0
     columns = [{"name": "name"}, {"name": "size"}, {"name": "comment"}]
-    rows = [[i["name"], i["size"], i["comment"] or ""] for i in items]
+    rows = [[i["name"], i["size"], quote_text(i["comment"]) if i["comment"] else ""] for i in items]
     for line in render_table(columns, rows, width=60):  # type: ignore[arg-type]
         print(line)
     print(f"({len(items)} database{'s' if len(items) != 1 else ''})")

@@ -1,5 +1,9 @@
 """pg-mcp run --db NAME [--max-rows N] [--timeout SECONDS] [--json] SQL.
 
+``--max-rows`` and ``--timeout`` can lower the configured row cap and statement timeout, never
+raise them: the configuration (pg-mcp.toml, PG_MCP_MAX_ROWS, PG_MCP_STATEMENT_TIMEOUT) is the
+boundary, and a command line an agent may be pre-approved to write must not move it.
+
 Exit 0 on success, 1 on any failure. ``--json`` prints exactly one JSON object on stdout
 (``RunResult.to_dict()``), failures included. Without it: an aligned table and a footer
 ``(N rows, truncated) in X ms``; failures go to stderr.
@@ -89,14 +93,24 @@ def footer(row_count: int, truncated: bool, elapsed_ms: float) -> str:
     return f"({row_count} {noun}{cut}) in {elapsed_ms:.0f} ms"
 
 
+def within_limits(
+    max_rows: int | None, timeout: float | None, settings: Settings
+) -> tuple[int | None, float | None]:
+    """``--max-rows`` / ``--timeout`` capped at the configured limits (None: the configured)."""
+    if max_rows is not None:
+        max_rows = min(max_rows, settings.max_rows)
+    if timeout is not None and timeout > 0:  # <= 0 stays: run_readonly refuses it
+        timeout = min(timeout, settings.statement_timeout)
+    return max_rows, timeout
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from pg_mcp.commands.validate import caret_lines, read_sql
     from pg_mcp.executor import run_readonly
 
     sql = read_sql(args.sql)
-    result = run_readonly(
-        sql, args.db, settings=settings, max_rows=args.max_rows, timeout=args.timeout
-    )
+    max_rows, timeout = within_limits(args.max_rows, args.timeout, settings)
+    result = run_readonly(sql, args.db, settings=settings, max_rows=max_rows, timeout=timeout)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
         return 0 if result.ok else 1

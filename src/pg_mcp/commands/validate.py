@@ -14,8 +14,26 @@ from pg_mcp.settings import Settings
 
 
 def read_sql(arg: str) -> str:
-    """The SQL argument, or standard input when it is ``-``."""
-    return sys.stdin.read() if arg == "-" else arg
+    """The SQL argument, or standard input when it is ``-``, read as bytes and decoded as
+    strict UTF-8 whatever the locale: invalid input is a one-line PARSE_ERROR naming the
+    first bad byte (1-based), never a traceback. (Arguments are checked in ``cli.main``.)"""
+    if arg != "-":
+        return arg
+    return decode_utf8(sys.stdin.buffer.read(), "standard input")
+
+
+def decode_utf8(data: bytes, what: str) -> str:
+    """``data`` as UTF-8, else PARSE_ERROR "<what> is not valid UTF-8 (byte N)"."""
+    from pg_mcp.errors import PgMcpError
+
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PgMcpError(
+            "PARSE_ERROR",
+            f"{what} is not valid UTF-8 (byte {exc.start + 1})",
+            hint="send the text as UTF-8",
+        ) from None
 
 
 def caret_lines(sql: str, position: int | None) -> list[str]:
