@@ -22,6 +22,8 @@ CODES: dict[str, str] = {
     "FORBIDDEN_FUNCTION": "The query calls a function that is never allowed (or a VOLATILE user function).",
     "ACCESS_DENIED": "The query reads a schema, table, column or catalog hidden by the access policy.",
     "UNKNOWN_OBJECT": "A table or column does not exist in the named database.",
+    "TOO_COMPLEX": "The SQL is longer, names more identifiers or takes longer to check than the "
+    "validator's limits ([limits] max_sql_chars, max_identifiers, validation_budget).",
     # execution
     "TIMEOUT": "The statement ran longer than the statement timeout and was cancelled.",
     "COST_LIMIT": "The planner's estimate exceeds the configured EXPLAIN cost or row limit.",

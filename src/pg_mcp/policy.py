@@ -33,6 +33,7 @@ SECRET_CATALOGS: frozenset[str] = frozenset(
         "pg_hba_file_rules",
         "pg_file_settings",
         "pg_ident_file_mappings",
+        "pg_subscription",  # subconninfo: the publisher's connection string, password included
     }
 )
 # Schemas the secret catalogs may be reached through (views are in pg_catalog;
@@ -41,6 +42,186 @@ SECRET_SCHEMAS: frozenset[str] = frozenset({"pg_catalog", "information_schema"})
 SECRET_INFO_SCHEMA: frozenset[str] = frozenset(
     {"_pg_user_mappings", "user_mapping_options", "user_mappings"}
 )
+
+
+# Settings whose value can hold a credential (current_setting(name) is refused for them unless
+# policy.allow_secret_settings): the default of policy.secret_settings, globs over the name.
+DEFAULT_SECRET_SETTINGS: tuple[str, ...] = (
+    "primary_conninfo",
+    "*conninfo*",
+    "*password*",
+    "*passwd*",
+    "*passphrase*",
+    "*secret*",
+    "*key*",
+    "*token*",
+    "*credential*",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretFamily:
+    """Relations, functions and columns that can show a secret without naming a secret
+    catalog, refused (ACCESS_DENIED) unless the policy switch ``switch`` is true."""
+
+    key: str
+    switch: str  # the Policy field that allows the family
+    reason: str
+    relations: frozenset[str] = frozenset()  # in pg_catalog (or unqualified)
+    extension_relations: frozenset[str] = frozenset()  # views an extension creates, in any schema
+    functions: frozenset[str] = frozenset()  # in pg_catalog, or an extension's (any schema)
+    columns: frozenset[str] = frozenset()  # names refused wherever they appear (distinctive)
+    # pg_catalog views -> their secret columns (refused, and so are * and whole rows over them)
+    view_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+SECRET_FAMILIES: tuple[SecretFamily, ...] = (
+    SecretFamily(
+        "statistics",
+        "allow_statistics",
+        "planner statistics hold sampled column values (most common values, histograms), "
+        "also of pg_authid.rolpassword and of columns the access policy hides",
+        relations=frozenset(
+            {
+                "pg_statistic",
+                "pg_stats",
+                "pg_stats_ext",
+                "pg_stats_ext_exprs",
+                "pg_statistic_ext_data",
+            }
+        ),
+    ),
+    SecretFamily(
+        "session_activity",
+        "allow_session_activity",
+        "it shows the SQL text of other sessions, which can hold a password (ALTER ROLE ... PASSWORD)",
+        view_columns=(("pg_stat_activity", ("query",)),),
+        extension_relations=frozenset(
+            {"pg_stat_statements", "pg_stat_statements_info", "pg_stat_monitor"}
+        ),
+        functions=frozenset(
+            {
+                "pg_stat_get_activity",
+                "pg_stat_get_backend_activity",
+                "pg_stat_statements",
+                "pg_stat_monitor_internal",
+            }
+        ),
+    ),
+    SecretFamily(
+        "settings",
+        "allow_secret_settings",
+        "server, database and role settings can hold credentials (primary_conninfo, "
+        "custom settings such as app.jwt_secret)",
+        relations=frozenset({"pg_settings", "pg_db_role_setting", "pg_stat_wal_receiver"}),
+        functions=frozenset({"pg_show_all_settings", "pg_stat_get_wal_receiver"}),
+        columns=frozenset({"rolconfig", "useconfig", "setconfig"}),
+        view_columns=(("pg_roles", ("rolconfig",)), ("pg_user", ("useconfig",))),
+    ),
+    SecretFamily(
+        "raw_pages",
+        "allow_raw_pages",
+        "it returns raw table and index pages, whatever the access policy or the catalogs hide "
+        "(the pages of pg_authid hold password hashes)",
+        functions=frozenset(
+            {
+                "get_raw_page",
+                "page_header",
+                "page_checksum",
+                "heap_page_items",
+                "heap_page_item_attrs",
+                "heap_tuple_infomask_flags",
+                "tuple_data_split",
+                "bt_metap",
+                "bt_page_stats",
+                "bt_multi_page_stats",
+                "bt_page_items",
+                "brin_page_type",
+                "brin_metapage_info",
+                "brin_revmap_data",
+                "brin_page_items",
+                "gin_metapage_info",
+                "gin_page_opaque_info",
+                "gin_leafpage_items",
+                "gist_page_opaque_info",
+                "gist_page_items",
+                "gist_page_items_bytea",
+                "hash_page_type",
+                "hash_page_stats",
+                "hash_page_items",
+                "hash_bitmap_info",
+                "hash_metapage_info",
+                "fsm_page_contents",
+            }
+        ),
+    ),
+)
+_CURRENT_SETTING = frozenset({"current_setting"})
+
+
+def _allowed(policy: Policy, family: SecretFamily) -> bool:
+    return bool(getattr(policy, family.switch, False))
+
+
+def secret_relation(policy: Policy, schema: str | None, table: str) -> SecretFamily | None:
+    """The secret family ``[schema.]table`` belongs to, when the policy does not allow it."""
+    t, s = table.lower(), schema.lower() if schema else None
+    for fam in SECRET_FAMILIES:
+        hit = (t in fam.relations and (s is None or s == "pg_catalog")) or (
+            t in fam.extension_relations
+        )
+        if hit and not _allowed(policy, fam):
+            return fam
+    return None
+
+
+def secret_function(policy: Policy, schema: str | None, name: str) -> SecretFamily | None:
+    """The secret family of a call of ``[schema.]name()``, when the policy does not allow it
+    (``current_setting`` is judged by its argument: see :func:`secret_setting`)."""
+    n = name.lower()
+    for fam in SECRET_FAMILIES:
+        if n in fam.functions and not _allowed(policy, fam):
+            return fam
+    return None
+
+
+def settings_family() -> SecretFamily:
+    return next(f for f in SECRET_FAMILIES if f.key == "settings")
+
+
+def secret_setting(policy: Policy, name: str | None) -> str | None:
+    """Why ``current_setting(name)`` may show a credential (the matching pattern, or a reason
+    when the name is not a constant), or None when it may be read."""
+    if policy.allow_secret_settings:
+        return None
+    if name is None:
+        return "a setting name that is not a constant"
+    return matching_pattern(policy.secret_settings, name.strip())
+
+
+def secret_view(policy: Policy, relation: str) -> tuple[SecretFamily, tuple[str, ...]] | None:
+    """(family, secret columns) of the pg_catalog view ``relation``, when not allowed: those
+    columns, ``*`` and whole-row references over it are refused."""
+    r = relation.lower()
+    for fam in SECRET_FAMILIES:
+        for view, cols in fam.view_columns:
+            if view == r and not _allowed(policy, fam):
+                return fam, cols
+    return None
+
+
+def secret_views() -> frozenset[str]:
+    return frozenset(v for fam in SECRET_FAMILIES for v, _ in fam.view_columns)
+
+
+def secret_column_name(policy: Policy, column: str) -> SecretFamily | None:
+    """The secret family of a column *named* like a secret one (rolconfig, useconfig,
+    setconfig), whatever it is qualified with: conservative where the owner is unknown."""
+    c = column.lower()
+    for fam in SECRET_FAMILIES:
+        if c in fam.columns and not _allowed(policy, fam):
+            return fam
+    return None
 
 
 @lru_cache(maxsize=512)

@@ -14,6 +14,9 @@ _BEARER = re.compile(r"(\b(?:sk|key|Bearer)[-_ ][A-Za-z0-9_\-]{8,})")
 # carry one, however the query reached it.
 _SCRAM = re.compile(r"SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
 _MD5_HASH = re.compile(r"\bmd5[0-9a-f]{32}\b")
+# a JSON Web Token (header.payload.signature, base64url): a custom setting such as app.jwt_secret
+# or a column can hold one, and a cast error would echo it
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}")
 
 MASK = "***"
 
@@ -58,6 +61,8 @@ class Redactor:
             out = _SCRAM.sub(MASK, out)
         if "md5" in out:
             out = _MD5_HASH.sub(MASK, out)
+        if "eyJ" in out:
+            out = _JWT.sub(MASK, out)
         for s in self._secrets:
             out = out.replace(s, MASK)
         return out

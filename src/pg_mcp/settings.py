@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from pg_mcp.errors import PgMcpError
+from pg_mcp.policy import DEFAULT_SECRET_SETTINGS
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class Policy:
     deny_columns: tuple[str, ...] = ()
     allow_functions: tuple[str, ...] = ()
     allow_secret_catalogs: bool = False
+    # Secrets beyond the catalogs, each refused (ACCESS_DENIED) unless its switch is set:
+    allow_statistics: bool = False  # pg_stats, pg_statistic, pg_stats_ext*: sampled values
+    allow_session_activity: bool = False  # pg_stat_activity, pg_stat_statements: others' SQL
+    allow_secret_settings: bool = False  # pg_settings, pg_db_role_setting, rolconfig, ...
+    secret_settings: tuple[str, ...] = DEFAULT_SECRET_SETTINGS  # current_setting(name) refused
+    allow_raw_pages: bool = False  # pageinspect: raw pages of any table
     # Least privilege: queries are refused (PRIVILEGED_ROLE) on a superuser or a member of
     # pg_read_server_files / pg_write_server_files / pg_execute_server_program, unless this is set.
     allow_privileged_role: bool = False
@@ -101,6 +108,10 @@ class Settings:
     tcp_keepalives_interval: float = 5.0
     tcp_keepalives_count: int = 3
     tcp_user_timeout: float = 30.0
+    # the validator's own work: refused (TOO_COMPLEX) beyond these
+    max_sql_chars: int = 100_000
+    max_identifiers: int = 20_000
+    validation_budget: float = 2.0  # seconds of CPU time per validation
     # access policy
     policy: Policy = field(default_factory=Policy)
     # references and cache
@@ -167,6 +178,9 @@ _FILE_KEYS: dict[str, dict[str, str]] = {
         "tcp_keepalives_interval": "tcp_keepalives_interval",
         "tcp_keepalives_count": "tcp_keepalives_count",
         "tcp_user_timeout": "tcp_user_timeout",
+        "max_sql_chars": "max_sql_chars",
+        "max_identifiers": "max_identifiers",
+        "validation_budget": "validation_budget",
     },
     "references": {
         "samples": "samples",

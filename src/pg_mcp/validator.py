@@ -58,9 +58,10 @@ import difflib
 import logging
 import re
 import threading
+import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -77,7 +78,8 @@ if TYPE_CHECKING:
     from pg_mcp.settings import Policy, Settings
 
 ALLOWED = "only one read-only query is allowed: SELECT, WITH ... SELECT, VALUES, TABLE or EXPLAIN without ANALYZE"
-MAX_SQL_CHARS = 1_000_000
+MAX_SQL_CHARS = 1_000_000  # a hard ceiling whatever [limits] max_sql_chars says
+_BUDGET_EVERY = 512  # walk steps between two looks at the clock
 MAX_NESTING = 256  # parentheses; deeper input is refused before sqlglot recurses
 FRAGMENT_CHARS = 80
 
@@ -153,8 +155,12 @@ def validate_sql(
     *,
     schema: DatabaseSchema | None = None,
     settings: Settings | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Verdict:
     """Decide whether ``sql`` is exactly one read-only query pg-mcp may run. Never raises.
+
+    The work is bounded: ``settings.max_sql_chars``, ``max_identifiers`` and a time budget of
+    ``validation_budget`` seconds on ``clock`` (``time.monotonic`` unless given) (TOO_COMPLEX).
 
     With ``database`` (and no ``schema``) the database's schema is loaded through
     ``pg_mcp.cache.SchemaCache(settings).get(database)``; with a schema, names and
@@ -167,14 +173,14 @@ def validate_sql(
         key = _VERDICTS.key(sql, database, schema, settings)
         if key is not None and (hit := _VERDICTS.get(key, database, settings)) is not None:
             return hit
-        validation = _Validation(sql, database, schema, settings)
+        validation = _Validation(sql, database, schema, settings, clock)
         verdict = validation.run()
         if _stale_unknown(verdict, database, schema, settings):
             # A table created (or a database reloaded) since the cached schema was read:
             # re-read it once and judge again, so a retry loop is not stuck on an old schema.
-            validation = _Validation(sql, database, schema, settings)
+            validation = _Validation(sql, database, schema, settings, clock)
             verdict = validation.run()
-        if key is not None and verdict.code != "UNKNOWN_OBJECT":  # that one may go stale
+        if key is not None and verdict.code not in ("UNKNOWN_OBJECT", "TOO_COMPLEX"):
             _VERDICTS.put(key, verdict, validation.schema, settings)
         return verdict
     except RecursionError:
@@ -752,7 +758,11 @@ _RANK = {
     "FORBIDDEN_FUNCTION": 4,
     "ACCESS_DENIED": 5,
     "UNKNOWN_OBJECT": 6,
+    "TOO_COMPLEX": 7,
 }
+# columns the settings family hides wherever they appear (rolconfig of pg_roles, ...)
+_SECRET_COLUMN_NAMES = frozenset(c for fam in pol.SECRET_FAMILIES for c in fam.columns)
+_SECRET_VIEWS = pol.secret_views()
 
 
 _TABLE_NAME_ARGS = frozenset({"db", "catalog", "alias"})  # hold only names: not walked
@@ -1044,6 +1054,7 @@ class _Problem(NamedTuple):
     hint: str | None
     position: int | None
     suggestions: list[str]
+    lazy: Callable[[], list[str]] | None = None  # suggestions, computed only if this one is shown
 
 
 class _Tokens:
@@ -1072,7 +1083,12 @@ class _Tokens:
 
 class _Validation:
     def __init__(
-        self, sql: Any, database: str | None, schema: DatabaseSchema | None, settings: Settings
+        self,
+        sql: Any,
+        database: str | None,
+        schema: DatabaseSchema | None,
+        settings: Settings,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.raw = sql
         self.sql = ""
@@ -1096,6 +1112,8 @@ class _Validation:
         self._flat: _Scope | None = None
         self._spans: dict[int, tuple[exp.Expression, tuple[int, int] | None]] = {}
         self.tokens: list[Any] = []  # sqlglot's tokens of the parsed text
+        self.clock = clock or time.monotonic
+        self.deadline = self.clock() + float(settings.validation_budget)
 
     # -- entry ------------------------------------------------------------------------------
     def run(self) -> Verdict:
@@ -1138,8 +1156,37 @@ class _Validation:
             if start is None:
                 start = self._first_keyword(_Tokens(iter_lex(sql, first)))
         root = self._parse(start)
+        self._count_identifiers()
+        self._in_budget()
+        if not self._names:
+            low = self.sql.lower()
+            # a secret view's * or whole row can only be judged with the scopes in hand
+            self._names = "u&" in low or any(v in low for v in _SECRET_VIEWS)
         self._walk(root)
+        self._in_budget()
         return self._finish()
+
+    def _count_identifiers(self) -> None:
+        limit = int(self.settings.max_identifiers)
+        if len(self.tokens) <= limit:
+            return
+        names = (TokenType.VAR, TokenType.IDENTIFIER)
+        count = sum(1 for t in self.tokens if t.token_type in names)
+        if count > limit:
+            self.refuse(
+                "TOO_COMPLEX",
+                f"the SQL names {count:,} identifiers; at most {limit:,} are checked",
+                hint="send a smaller query, or raise [limits] max_identifiers",
+            )
+
+    def _in_budget(self) -> None:
+        if self.clock() > self.deadline:
+            budget = float(self.settings.validation_budget)
+            self.refuse(
+                "TOO_COMPLEX",
+                f"the query took longer than the validation budget ({budget:g} s) to check",
+                hint="send a simpler query, or raise [limits] validation_budget",
+            )
 
     def _text(self) -> str:
         sql = self.raw
@@ -1152,11 +1199,12 @@ class _Validation:
             self.refuse("EMPTY", f"no SQL given; {ALLOWED}")
         if not isinstance(sql, str):
             self.refuse("PARSE_ERROR", f"the SQL must be text, not {type(sql).__name__}")
-        if len(sql) > MAX_SQL_CHARS:
+        limit = min(MAX_SQL_CHARS, int(self.settings.max_sql_chars))
+        if len(sql) > limit:
             self.refuse(
-                "PARSE_ERROR",
-                f"the SQL is too long ({len(sql):,} characters; at most {MAX_SQL_CHARS:,})",
-                hint="send a shorter query",
+                "TOO_COMPLEX",
+                f"the SQL is too long ({len(sql):,} characters; at most {limit:,})",
+                hint="send a shorter query, or raise [limits] max_sql_chars",
             )
         nul = sql.find("\x00")
         if nul >= 0:
@@ -1504,13 +1552,21 @@ class _Validation:
         hint: str | None = None,
         suggestions: list[str] | None = None,
         position: int | None = None,
+        lazy: Callable[[], list[str]] | None = None,
     ) -> None:
         if position is None and node is not None:
             sp = self._span(node)
             position = self.base + sp[0] + 1 if sp else None
         self.problems.append(
             _Problem(
-                _RANK[code], len(self.problems), code, message, hint, position, suggestions or []
+                _RANK[code],
+                len(self.problems),
+                code,
+                message,
+                hint,
+                position,
+                suggestions or [],
+                lazy,
             )
         )
 
@@ -1565,7 +1621,12 @@ class _Validation:
         columns = self.columns
         names = self._names
         Expression = exp.Expression
+        secret_names = None if self.policy.allow_secret_settings else _SECRET_COLUMN_NAMES
+        steps = 0
         while stack:
+            steps += 1
+            if steps % _BUDGET_EVERY == 0:
+                self._in_budget()
             node, ctx = pop()
             cls = type(node)
             k = kinds.get(cls)
@@ -1594,6 +1655,8 @@ class _Validation:
                 continue
             ctes, scope, in_cte, in_from = ctx
             if k == K_COLUMN:
+                if secret_names is not None:
+                    self._secret_column(node, secret_names)
                 if not names:
                     pass
                 elif type(args["this"]) is exp.Star:
@@ -1893,6 +1956,7 @@ class _Validation:
             schema = _arg_name(parent, "db")
         self.calls.append(_Call(node, schema, name, quoted))
         if fam is None:
+            self._secret_call(node, schema, name)
             return
         shown = f"{schema}.{name}" if schema else name
         if fam.code == "ACCESS_DENIED":
@@ -1912,6 +1976,102 @@ class _Validation:
             hint="remove the call; pg-mcp only runs plain read-only queries",
         )
 
+    # -- secrets beyond the catalogs (policy.SECRET_FAMILIES) ---------------------------------
+    def _secret_call(self, node: exp.Func, schema: str | None, name: str) -> None:
+        policy = self.policy
+        shown = f"{schema}.{name}" if schema else name
+        fam = pol.secret_function(policy, schema, name)
+        if fam is not None:
+            self.problem(
+                "ACCESS_DENIED",
+                f"{shown}() can show secrets ({fam.reason}): {self._node_text(node, shown)}",
+                node,
+                hint=f"set policy.{fam.switch} = true to allow it",
+            )
+            return
+        if name != "current_setting" or schema not in (None, "pg_catalog"):
+            return
+        args = node.expressions if type(node) is exp.Anonymous else []
+        first = args[0] if args else None
+        setting = first.this if type(first) is exp.Literal and first.is_string else None
+        why = pol.secret_setting(policy, setting)
+        if why is not None:
+            what = (
+                f"setting {setting!r} may hold a credential (pattern {why!r} of policy.secret_settings)"
+                if setting is not None
+                else f"{why} may name one that holds a credential"
+            )
+            self.problem(
+                "ACCESS_DENIED",
+                f"{what}: {self._node_text(node, shown)}",
+                node,
+                hint="read another setting by its literal name, or set policy.allow_secret_settings = true",
+            )
+
+    def _secret_column(self, node: exp.Column, secret_names: frozenset[str]) -> None:
+        this = node.args.get("this")
+        if type(this) is not exp.Identifier:
+            return
+        name = this.this if this.quoted else this.this.lower()
+        if name in secret_names:
+            fam = pol.secret_column_name(self.policy, name)
+            if fam is not None:
+                self.problem(
+                    "ACCESS_DENIED",
+                    f"column {name} can show secrets ({fam.reason}): {self._node_text(node, name)}",
+                    node,
+                    hint=f"leave it out, or set policy.{fam.switch} = true",
+                )
+
+    def _check_secret_views(self) -> None:
+        """The secret columns of pg_catalog views (pg_roles.rolconfig, pg_stat_activity.query),
+        and * or a whole-row reference over such a view, which read them too."""
+        found = {}
+        for r in self.tables:
+            if r.catalog is None and r.schema in (None, "pg_catalog") and r.name in _SECRET_VIEWS:
+                view = pol.secret_view(self.policy, r.name)
+                if view is not None:
+                    found[id(r)] = view
+        if not found:
+            return
+
+        def secret(src: _Source) -> tuple[pol.SecretFamily, tuple[str, ...]] | None:
+            return found.get(id(src.ref)) if src.ref is not None else None
+
+        hits: list[tuple[exp.Expression, _Source, str]] = []
+        for node, qualifier, scope in self.stars:
+            if scope is None:
+                continue
+            sources = self._sources_named(scope, qualifier) if qualifier else scope.sources
+            hits.extend((node, src, "") for src in sources if secret(src))
+        for node, scope in self.columns:
+            if scope is None:
+                continue
+            name = _norm(node.this)
+            qualifier = node.args.get("table")
+            if qualifier is not None:
+                for src in self._sources_named(scope, _norm(qualifier)):
+                    view = secret(src)
+                    if view and name in view[1]:
+                        hits.append((node, src, name))
+                continue
+            for sc in scope.chain():
+                for src in sc.sources:
+                    view = secret(src)
+                    if view and (src.alias == name or name in view[1]):
+                        hits.append((node, src, name if name in view[1] else ""))
+        if hits:
+            node, src, column = hits[0]
+            fam, columns = secret(src)  # type: ignore[misc]
+            what = f"column {column} of" if column else f"{self._node_text(node, '*')} over"
+            self.problem(
+                "ACCESS_DENIED",
+                f"{what} {src.ref.qualified} can show secrets ({fam.reason}; "  # type: ignore[union-attr]
+                f"{', '.join(columns)})",
+                node,
+                hint=f"select other columns by name, or set policy.{fam.switch} = true",
+            )
+
     # -- resolution ---------------------------------------------------------------------------
     def _finish(self) -> Verdict:
         if not self.problems or not any(
@@ -1928,6 +2088,7 @@ class _Validation:
                 self._check_columns()
             if self.schema is not None or p.deny_schemas:
                 self._check_user_functions()
+            self._check_secret_views()
         seen: dict[str, None] = {}
         for ref in self.tables:
             seen.setdefault(ref.qualified, None)
@@ -1948,6 +2109,11 @@ class _Validation:
             verdict.hint = best.hint
             verdict.position = best.position
             verdict.suggestions = best.suggestions
+            if best.lazy is not None:  # the "did you mean" of the one problem reported
+                sugg = best.lazy()
+                verdict.suggestions = sugg
+                if sugg:
+                    verdict.hint = f"did you mean {' or '.join(sugg)}?"
         else:
             what = {
                 "explain": "EXPLAIN of a read-only query",
@@ -1998,6 +2164,16 @@ class _Validation:
                     hint="query pg_roles / pg_user instead, or set policy.allow_secret_catalogs",
                 )
                 continue
+            fam = pol.secret_relation(policy, ref.schema, ref.name) if ref.catalog is None else None
+            if fam is not None:
+                self.problem(
+                    "ACCESS_DENIED",
+                    f"{ref.qualified} can show secrets ({fam.reason}): "
+                    f"{self._node_text(ref.node, ref.qualified)}",
+                    ref.node,
+                    hint=f"set policy.{fam.switch} = true to allow it",
+                )
+                continue
             if db is not None and ref.catalog is None:
                 ref.model = db.table(ref.name, ref.schema)
                 if ref.model is not None:
@@ -2040,35 +2216,56 @@ class _Validation:
             if ref.schema not in known:
                 if ref.schema in ext or not known:
                     return
-                sugg = _close(ref.schema, known)
-                self._unknown(f'schema "{ref.schema}" does not exist', ref.node, text, sugg)
+                self._unknown(
+                    f'schema "{ref.schema}" does not exist',
+                    ref.node,
+                    text,
+                    lambda: _close(ref.schema, known),
+                )
                 return
             if ref.schema in ext:
                 return  # extension relations are not in the schema model
-            pool = [t.name for t in db.tables if t.schema == ref.schema]
-            sugg = [f"{ref.schema}.{n}" for n in _close(ref.name, pool)]
-        else:
-            if any(s in ext for s in db.search_path):
-                return
-            names = {t.name: t.qualified for t in db.tables if t.schema in db.search_path}
-            names.update({t.qualified: t.qualified for t in db.tables})
-            sugg = []
-            for n in _close(ref.name, list(names)):
-                if names[n] not in sugg:
-                    sugg.append(names[n])
-            if not sugg:
-                sugg = [t.qualified for t in db.tables if t.name.lower() == ref.name.lower()][:3]
-        self._unknown(f'relation "{ref.qualified}" does not exist', ref.node, text, sugg)
+        elif any(s in ext for s in db.search_path):
+            return
+        self._unknown(
+            f'relation "{ref.qualified}" does not exist',
+            ref.node,
+            text,
+            lambda: self._table_suggestions(ref),
+        )
 
-    def _unknown(self, what: str, node: exp.Expression, text: str, sugg: list[str]) -> None:
+    def _table_suggestions(self, ref: _TableRef) -> list[str]:
+        db = self.schema
+        assert db is not None
+        if ref.schema is not None:
+            pool = [t.name for t in db.tables if t.schema == ref.schema]
+            return [f"{ref.schema}.{n}" for n in _close(ref.name, pool)]
+        names = {t.name: t.qualified for t in db.tables if t.schema in db.search_path}
+        names.update({t.qualified: t.qualified for t in db.tables})
+        sugg: list[str] = []
+        for n in _close(ref.name, list(names)):
+            if names[n] not in sugg:
+                sugg.append(names[n])
+        if not sugg:
+            sugg = [t.qualified for t in db.tables if t.name.lower() == ref.name.lower()][:3]
+        return sugg
+
+    def _unknown(
+        self, what: str, node: exp.Expression, text: str, sugg: Callable[[], list[str]]
+    ) -> None:
+        """An UNKNOWN_OBJECT problem; its suggestions are computed only if it is the one
+        reported (thousands of unknown names must not cost thousands of difflib passes)."""
+        if any(p.code == "UNKNOWN_OBJECT" for p in self.problems):
+            return  # the first one is the one reported
         name = self.database or (self.schema.name if self.schema is not None else "")
         where = f" in database {name}" if name else ""
-        hint = (
-            f"did you mean {' or '.join(sugg)}?"
-            if sugg
-            else "check the name against the schema reference"
+        self.problem(
+            "UNKNOWN_OBJECT",
+            f"{what}{where}: {text}",
+            node,
+            hint="check the name against the schema reference",
+            lazy=sugg,
         )
-        self.problem("UNKNOWN_OBJECT", f"{what}{where}: {text}", node, hint=hint, suggestions=sugg)
 
     # stars and whole-row references
     def _star_denial(self, source: _Source) -> tuple[str, str, bool] | None:
@@ -2232,13 +2429,11 @@ class _Validation:
         if self._user_function_names_match(name):  # attribute notation: t.f means f(t)
             self._check_volatile(node, None, name)
             return
-        pool = [c.name for c in model.columns]
-        sugg = [f"{qualifier}.{c}" for c in _close(name, pool)]
         self._unknown(
             f'column "{name}" does not exist in {model.qualified}',
             node,
             self._node_text(node, f"{qualifier}.{name}"),
-            sugg,
+            lambda: [f"{qualifier}.{c}" for c in _close(name, [c.name for c in model.columns])],
         )
 
     def _unqualified_column(self, node: exp.Column, name: str, scope: _Scope) -> None:
@@ -2275,23 +2470,32 @@ class _Validation:
             return
         if scope.opaque or isinstance(node.parent, exp.Dot):
             return
-        pool: list[str] = []
         for s in chain:
             if name in s.aliases:
                 return
             for src in s.sources:
                 if src.kind != "table" or src.ref is None or src.ref.model is None or src.renamed:
                     return
-                if s is scope:
-                    pool.extend(c.name for c in src.ref.model.columns)
         if not scope.sources:
             return
         if self._user_function_names_match(name):
             return
-        sugg = _close(name, set(pool))
+
+        def suggestions() -> list[str]:
+            pool = {
+                c.name
+                for src in scope.sources
+                if src.ref and src.ref.model
+                for c in src.ref.model.columns
+            }
+            return _close(name, pool)
+
         tables = ", ".join(src.ref.qualified for src in scope.sources if src.ref is not None)
         self._unknown(
-            f'column "{name}" does not exist in {tables}', node, self._node_text(node, name), sugg
+            f'column "{name}" does not exist in {tables}',
+            node,
+            self._node_text(node, name),
+            suggestions,
         )
 
     def _user_function_names_match(self, name: str) -> bool:
