@@ -38,7 +38,9 @@ def rows_from(dsn: str) -> tuple[int, list[str]]:
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        major = int(conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()[0])  # type: ignore[index]
+        major = int(
+            conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()[0]
+        )  # type: ignore[index]
         rows = conn.execute(QUERY).fetchall()
     lines = sorted({"\t".join(str(v) for v in r) for r in rows})
     return major, lines
@@ -48,17 +50,25 @@ def with_cluster(bindir: Path) -> tuple[int, list[str]]:
     """A throwaway cluster; PostgreSQL refuses root, so as root its tools run as the
     ``pgserver`` system user (the one the embedded wheel creates)."""
     as_root = os.name != "nt" and os.geteuid() == 0
-    kw: dict[str, object] = {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []} if as_root else {}
+    kw: dict[str, object] = (
+        {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []} if as_root else {}
+    )
     with tempfile.TemporaryDirectory(prefix="pgproc-") as tmp:
         if as_root:
             entry = pwd.getpwnam(SYSTEM_USER)
             os.chown(tmp, entry.pw_uid, entry.pw_gid)
         data, sock = Path(tmp) / "data", Path(tmp)
         run = functools.partial(subprocess.run, capture_output=True, cwd=tmp, **kw)
-        run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"], check=True)
+        run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
+            check=True,
+        )
         opts = f"-c listen_addresses='' -k {sock} -p 54329"
         log = str(Path(tmp) / "log")
-        run([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", log, "start"], check=True)
+        run(
+            [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", log, "start"],
+            check=True,
+        )
         try:
             return rows_from(f"host={sock} port=54329 user=postgres dbname=postgres")
         finally:
@@ -68,7 +78,9 @@ def with_cluster(bindir: Path) -> tuple[int, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--bindir", type=Path, help="a PostgreSQL bin directory (initdb, pg_ctl, postgres)")
+    g.add_argument(
+        "--bindir", type=Path, help="a PostgreSQL bin directory (initdb, pg_ctl, postgres)"
+    )
     g.add_argument("--dsn", help="a running server")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)

@@ -406,6 +406,7 @@ def usable_functions(schema: DatabaseSchema) -> list[Function]:
         f
         for f in schema.functions
         if f.volatility in ("immutable", "stable")
+        and f.extension is None
         and f.kind == "function"
         and f.returns not in ("trigger", "event_trigger")
     ]
