@@ -327,9 +327,6 @@ HARMLESS_VOLATILE: Mapping[str, str] = MappingProxyType(
         "pg_available_wal_summaries": "the list of WAL summaries",
         "pg_get_multixact_members": "multixact members",
         "pg_show_replication_origin_status": "replication origin progress (read)",
-        "pg_replication_origin_progress": "replication origin progress (read)",
-        "pg_replication_origin_session_is_setup": "session state (read)",
-        "pg_replication_origin_session_progress": "session state (read)",
         "pg_control_checkpoint": "pg_control, read",
         "pg_control_init": "pg_control, read",
         "pg_control_recovery": "pg_control, read",
@@ -500,12 +497,11 @@ TSV_HEADER = ("name", "versions", "volatility", "verdict", "reason")
 
 def parse_table(text: str) -> Mapping[str, Builtin]:
     out: dict[str, Builtin] = {}
+    header = "\t".join(TSV_HEADER)
     for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
+        if not line or line.startswith("#") or line == header:
+            continue  # (a row may be called "name": pg_catalog.name(text) exists)
         name, versions, vol, verdict, reason = line.split("\t")
-        if name == "name":
-            continue
         out[name] = Builtin(name, tuple(int(v) for v in versions.split(",")), vol, verdict, reason)
     return MappingProxyType(out)
 

@@ -1173,6 +1173,7 @@ class _Validation:
         self.problems: list[_Problem] = []
         self.tables: list[_TableRef] = []
         self.calls: list[_Call] = []
+        self._quoted_calls: dict[str, str] | None = None  # lower -> "Quoted"( names, lazily
         self.columns: list[tuple[exp.Column, _Scope | None]] = []
         self.stars: list[tuple[exp.Expression, str | None, _Scope | None]] = []
         self._restrictive = False  # the policy denies something
@@ -1977,6 +1978,13 @@ class _Validation:
             if typed is None:
                 typed = _typed_function(type(node))
             name, fam = typed.name, typed.family
+            if fam is None and '"' in self.sql:
+                # sqlglot forgets quoting: "Random"() becomes Rand, yet PostgreSQL calls a
+                # function named Random, not random: resolve it by its exact name instead
+                quoted_name = self._quoted_call(type(node))
+                if quoted_name is not None:
+                    typed = None
+                    name, quoted, nargs = quoted_name, True, len(node.expressions)
         schema = None
         parent = node.parent
         if isinstance(parent, exp.Dot) and parent.expression is node:
@@ -2017,6 +2025,36 @@ class _Validation:
             node,
             hint="remove the call; pg-mcp only runs plain read-only queries",
         )
+
+    def _quoted_call(self, cls: type) -> str | None:
+        """A quoted, not lower-case name written as a call (``"Random"(``) that sqlglot may
+        have parsed into ``cls``, or None."""
+        found = self._quoted_calls
+        if found is None:
+            found = {}
+            sql = self.sql
+            prev = None
+            try:
+                for t in iter_lex(sql):
+                    if (
+                        prev is not None
+                        and prev.kind == "qid"
+                        and t.kind == "punct"
+                        and sql[t.start] == "("
+                    ):
+                        name = sql[prev.start + 1 : prev.end - 1].replace('""', '"')
+                        if name != name.lower():
+                            found[name.lower()] = name
+                    prev = t
+            except LexError:
+                pass
+            self._quoted_calls = found
+        if not found:
+            return None
+        for spelling in _typed_spellings(cls):
+            if spelling in found:
+                return found[spelling]
+        return None
 
     # -- resolution ---------------------------------------------------------------------------
     def _finish(self) -> Verdict:
