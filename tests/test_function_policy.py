@@ -226,3 +226,45 @@ def test_the_model_round_trips_the_extension_field(funcdb: tuple[str, DatabaseSc
     assert [dataclasses.astuple(f) for f in again.functions] == [
         dataclasses.astuple(f) for f in db.functions
     ]
+
+
+def _sqlglot_spellings() -> set[str]:
+    from sqlglot.dialects.postgres import Postgres
+
+    parser = Postgres().parser_class
+    names = set(parser.FUNCTIONS) | set(parser.FUNCTION_PARSERS)
+    return {n.lower() for n in names}
+
+
+def test_no_spelling_sqlglot_types_smuggles_a_denied_function() -> None:
+    """sqlglot turns many names into typed nodes (random -> Rand), some through builder
+    functions the validator cannot map back. Every such spelling that names a denied built-in
+    or a deny family must still be refused, with 0 to 3 arguments."""
+    from pg_mcp.functions import builtin, forbidden_family
+
+    spellings = _sqlglot_spellings()
+    assert len(spellings) > 200
+    for name in sorted(spellings):
+        b = builtin(name)
+        if forbidden_family(name) is None and (b is None or b.allowed):
+            continue  # none today; a future sqlglot may add one
+        for nargs in range(4):
+            args = ", ".join(["NULL"] * nargs)
+            v = validate_sql(f"SELECT {name}({args})")
+            assert not v.ok, (name, nargs, v.functions)
+
+
+def test_every_allowed_builtin_sqlglot_types_is_accepted() -> None:
+    """The other way round: a typed node standing for an allowed built-in is not refused as
+    an unknown function (with the right number of arguments, 0 to 3 tried)."""
+    from pg_mcp.functions import builtin
+
+    refused = []
+    for name in sorted(_sqlglot_spellings()):
+        b = builtin(name)
+        if b is None or not b.allowed:
+            continue
+        codes = {validate_sql(f"SELECT {name}({', '.join(['NULL'] * n)})").code for n in range(4)}
+        if codes == {"FUNCTION_NOT_ALLOWED"}:
+            refused.append(name)
+    assert refused == []

@@ -25,11 +25,15 @@ How it decides, in order (cheapest and most fundamental first):
 5. One iterative walk over the tree finds nested data-modifying statements,
    SELECT INTO, locking clauses, every function call wherever it stands (select
    list, WHERE, FROM, LATERAL, ROWS FROM, CTEs, windows, ...), every relation,
-   column and ``*``, with CTE visibility and SELECT scopes tracked.
+   column and ``*``, with CTE visibility and SELECT scopes tracked. Each call is
+   looked up in the reviewed built-in table (``pg_mcp.functions``): a denied one is
+   FORBIDDEN_FUNCTION there and then; one that is not a built-in waits for step 6.
 6. Names are then resolved: secret catalogs and the access policy
-   (ACCESS_DENIED), then, when a database schema is known, VOLATILE user
-   functions (FORBIDDEN_FUNCTION) and unknown tables/columns (UNKNOWN_OBJECT,
-   with "did you mean" suggestions; conservative: only clear cases).
+   (ACCESS_DENIED); calls that are not built-ins, which pass only as user or
+   extension functions of the schema model that policy.allow_functions names and
+   that are IMMUTABLE or STABLE (FUNCTION_NOT_ALLOWED, or FORBIDDEN_FUNCTION when
+   named but VOLATILE; without a schema none passes); and unknown tables/columns
+   (UNKNOWN_OBJECT, with "did you mean" suggestions; conservative: only clear cases).
 
 ``validate_sql`` never raises: any internal failure is a refusal (PARSE_ERROR),
 never an acceptance. Positions are 1-based character positions, as PostgreSQL
@@ -39,8 +43,8 @@ Known limits (the executor's read-only transaction is the backstop for all of th
 
 - The access policy covers direct references. A view, or a STABLE function, that reads
   a denied table or column is not traced; PostgreSQL privileges are the hard guarantee.
-- Without a database schema, user functions (volatility) and unknown names are not
-  judged, an unqualified table is matched against the policy as if in ``public`` (and
+- Without a database schema, only reviewed built-in functions pass; unknown names are
+  not judged, an unqualified table is matched against the policy as if in ``public`` (and
   against any deny_tables pattern naming it), and ``SELECT *`` over a table a
   deny_columns pattern could cover is refused because its columns are unknown.
 - A model produced by introspection has denied columns removed: ``SELECT *`` over a
