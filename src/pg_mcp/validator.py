@@ -994,6 +994,7 @@ class _TypedCall(NamedTuple):
     family: Family | None  # a deny family any spelling of it falls in
     builtin: fn.Builtin | None  # an allowed built-in it stands for
     syntax: bool  # SQL syntax rather than a call (nothing to resolve)
+    spellings: frozenset[str]  # every name it may have been written as
 
 
 _TYPED: dict[type, _TypedCall] = {}
@@ -1034,7 +1035,7 @@ def _typed_function(cls: type) -> _TypedCall:
             if b is not None and allowed is None:
                 allowed = b
         syntax = issubclass(cls, _NOT_CALLS) or cls.__name__ in _SYNTAX_NAMES
-        found = _TYPED[cls] = _TypedCall(name, fam, allowed, syntax)
+        found = _TYPED[cls] = _TypedCall(name, fam, allowed, syntax, frozenset(spellings))
     return found
 
 
@@ -1985,7 +1986,7 @@ class _Validation:
             if fam is None and '"' in self.sql:
                 # sqlglot forgets quoting: "Random"() becomes Rand, yet PostgreSQL calls a
                 # function named Random, not random: resolve it by its exact name instead
-                quoted_name = self._quoted_call(type(node))
+                quoted_name = self._quoted_call(typed.spellings)
                 if quoted_name is not None:
                     typed = None
                     name, quoted, nargs = quoted_name, True, len(node.expressions)
@@ -2030,9 +2031,9 @@ class _Validation:
             hint="remove the call; pg-mcp only runs plain read-only queries",
         )
 
-    def _quoted_call(self, cls: type) -> str | None:
-        """A quoted, not lower-case name written as a call (``"Random"(``) that sqlglot may
-        have parsed into ``cls``, or None."""
+    def _quoted_call(self, spellings: frozenset[str]) -> str | None:
+        """A quoted, not lower-case name written as a call (``"Random"(``) that is one of
+        ``spellings`` once folded, or None."""
         found = self._quoted_calls
         if found is None:
             found = {}
@@ -2055,9 +2056,9 @@ class _Validation:
             self._quoted_calls = found
         if not found:
             return None
-        for spelling in _typed_spellings(cls):
-            if spelling in found:
-                return found[spelling]
+        for folded, name in found.items():
+            if folded in spellings:
+                return name
         return None
 
     # -- resolution ---------------------------------------------------------------------------
