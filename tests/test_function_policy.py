@@ -63,6 +63,12 @@ BAD_WITHOUT_CATALOG = [
     ("SELECT l2_distance('[1]', '[2]')", "FUNCTION_NOT_ALLOWED"),  # pgvector's
     ("SELECT pg_catalog.no_such_builtin()", "FUNCTION_NOT_ALLOWED"),
     ('SELECT "Random"()', "FUNCTION_NOT_ALLOWED"),  # quoted: another name than random
+    # sqlglot reads these as length(), random(), upper(); PostgreSQL calls len, rand, ucase
+    ("SELECT len('a')", "FUNCTION_NOT_ALLOWED"),
+    ("SELECT rand()", "FUNCTION_NOT_ALLOWED"),
+    ("SELECT ucase('a')", "FUNCTION_NOT_ALLOWED"),
+    ("SELECT len/**/('a')", "FUNCTION_NOT_ALLOWED"),
+    ("SELECT length('a'), len('a')", "FUNCTION_NOT_ALLOWED"),
     # the issue's built-ins that did harm
     ("SELECT pg_read_file_old('postgresql.conf', 0, 100)", "FORBIDDEN_FUNCTION"),
     ("SELECT brin_summarize_new_values('i'::regclass)", "FORBIDDEN_FUNCTION"),
@@ -117,6 +123,7 @@ CREATE FUNCTION app.price_with_tax(p numeric) RETURNS numeric
 CREATE FUNCTION app.bump() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';
 CREATE FUNCTION public.pg_sleep(int) RETURNS int LANGUAGE sql STABLE AS 'SELECT 1';
 CREATE FUNCTION public.length(point) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';
+CREATE FUNCTION public.len(t text) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';
 CREATE FUNCTION public."Random"() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';
 CREATE FUNCTION public.tidy(t text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT trim(t)';
 """
@@ -179,6 +186,10 @@ CASES = [
     ('SELECT "Random"()', ALLOW, "FUNCTION_NOT_ALLOWED"),
     ('SELECT "Random"()', ("public.*",), "FORBIDDEN_FUNCTION"),
     ('SELECT "random"()', (), None),
+    ("SELECT len('abc')", ALLOW, "FUNCTION_NOT_ALLOWED"),  # not length(): the user's len
+    ("SELECT len('abc')", ("public.len",), "FORBIDDEN_FUNCTION"),
+    ("SELECT length('abc'), 'len(' AS s", (), "FORBIDDEN_FUNCTION"),  # public.length overload
+    ("SELECT upper('abc'), 'len(x)' AS s", (), None),
 ]  # fmt: skip
 
 

@@ -554,3 +554,20 @@ def render_table(dumps: Mapping[int, Mapping[str, set[str]]]) -> str:
         vol = ",".join(sorted(vols))
         lines.append("\t".join((name, ",".join(map(str, versions)), vol, verdict, reason)))
     return "\n".join(lines) + "\n"
+
+
+# Names PostgreSQL's grammar reads as syntax when followed by "(" (keywords: no user function
+# can be called by them unqualified), though sqlglot may parse them into function nodes.
+SYNTAX_CALLS: frozenset[str] = frozenset(
+    {
+        "coalesce", "nullif", "greatest", "least", "extract", "overlay", "position",
+        "substring", "trim", "cast", "treat", "grouping", "normalize", "collation",
+        "current_date", "current_time", "current_timestamp", "localtime", "localtimestamp",
+        "current_user", "current_role", "current_catalog", "current_schema", "session_user",
+        "system_user", "user", "row", "array", "exists", "any", "all", "some", "values",
+        "xmlconcat", "xmlelement", "xmlexists", "xmlforest", "xmlparse", "xmlpi", "xmlroot",
+        "xmlserialize", "xmltable", "json", "json_array", "json_arrayagg", "json_exists",
+        "json_object", "json_objectagg", "json_query", "json_scalar", "json_serialize",
+        "json_table", "json_value", "merge_action", "interval", "between", "if",
+    }
+)  # fmt: skip

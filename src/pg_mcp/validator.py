@@ -995,6 +995,9 @@ class _TypedCall(NamedTuple):
     builtin: fn.Builtin | None  # an allowed built-in it stands for
     syntax: bool  # SQL syntax rather than a call (nothing to resolve)
     spellings: frozenset[str]  # every name it may have been written as
+    # spellings that are neither allowed built-ins nor syntax: written as a call, such a
+    # name is whatever function PostgreSQL finds by it (len(x) is not length(x))
+    other: re.Pattern[str] | None
 
 
 _TYPED: dict[type, _TypedCall] = {}
@@ -1035,7 +1038,17 @@ def _typed_function(cls: type) -> _TypedCall:
             if b is not None and allowed is None:
                 allowed = b
         syntax = issubclass(cls, _NOT_CALLS) or cls.__name__ in _SYNTAX_NAMES
-        found = _TYPED[cls] = _TypedCall(name, fam, allowed, syntax, frozenset(spellings))
+        other = sorted(
+            s
+            for s in spellings
+            if s not in fn.SYNTAX_CALLS and not ((b := fn.builtin(s)) is not None and b.allowed)
+        )
+        rx = (
+            re.compile(r"(?<![\w$])(?:" + "|".join(map(re.escape, other)) + r")(?![\w$])", re.I)
+            if other
+            else None
+        )
+        found = _TYPED[cls] = _TypedCall(name, fam, allowed, syntax, frozenset(spellings), rx)
     return found
 
 
@@ -1178,7 +1191,8 @@ class _Validation:
         self.problems: list[_Problem] = []
         self.tables: list[_TableRef] = []
         self.calls: list[_Call] = []
-        self._quoted_calls: dict[str, str] | None = None  # lower -> "Quoted"( names, lazily
+        # names the text calls (folded -> (name, quoted)), lexed lazily: see _written_call
+        self._quoted_calls: dict[str, tuple[str, bool]] | None = None
         self.columns: list[tuple[exp.Column, _Scope | None]] = []
         self.stars: list[tuple[exp.Expression, str | None, _Scope | None]] = []
         self._restrictive = False  # the policy denies something
@@ -1983,13 +1997,15 @@ class _Validation:
             if typed is None:
                 typed = _typed_function(type(node))
             name, fam = typed.name, typed.family
-            if fam is None and '"' in self.sql:
-                # sqlglot forgets quoting: "Random"() becomes Rand, yet PostgreSQL calls a
-                # function named Random, not random: resolve it by its exact name instead
-                quoted_name = self._quoted_call(typed.spellings)
-                if quoted_name is not None:
+            if fam is None and (typed.other is not None or '"' in self.sql):
+                # sqlglot forgets the spelling: len(x) and "Random"() become Length and Rand,
+                # yet PostgreSQL calls the functions named len and Random: when the text
+                # calls such a name, resolve that name instead
+                written = self._written_call(typed)
+                if written is not None:
                     typed = None
-                    name, quoted, nargs = quoted_name, True, len(node.expressions)
+                    name, quoted, nargs = written[0], written[1], len(node.expressions)
+                    fam = forbidden_family(name, nargs)
         schema = None
         parent = node.parent
         if isinstance(parent, exp.Dot) and parent.expression is node:
@@ -2031,34 +2047,42 @@ class _Validation:
             hint="remove the call; pg-mcp only runs plain read-only queries",
         )
 
-    def _quoted_call(self, spellings: frozenset[str]) -> str | None:
-        """A quoted, not lower-case name written as a call (``"Random"(``) that is one of
-        ``spellings`` once folded, or None."""
+    def _written_call(self, typed: _TypedCall) -> tuple[str, bool] | None:
+        """(name as PostgreSQL resolves it, quoted) of a call in the text that sqlglot may
+        have parsed into ``typed`` but that is not one of its allowed built-in or syntax
+        spellings: a spelling of ``typed.other`` (``len(``), or a quoted name that is not
+        lower case (``"Random"(``). None when the text has none."""
+        sql = self.sql
+        if not ('"' in sql or (typed.other is not None and typed.other.search(sql))):
+            return None  # cheap: most texts name none of those words
         found = self._quoted_calls
         if found is None:
             found = {}
-            sql = self.sql
             prev = None
             try:
                 for t in iter_lex(sql):
                     if (
                         prev is not None
-                        and prev.kind == "qid"
+                        and (prev.kind == "word" or prev.kind == "qid")
                         and t.kind == "punct"
                         and sql[t.start] == "("
                     ):
-                        name = sql[prev.start + 1 : prev.end - 1].replace('""', '"')
-                        if name != name.lower():
-                            found[name.lower()] = name
+                        if prev.kind == "qid":
+                            name = sql[prev.start + 1 : prev.end - 1].replace('""', '"')
+                            if name != name.lower():
+                                found.setdefault(name.lower(), (name, True))
+                        else:
+                            word = sql[prev.start : prev.end].lower()
+                            found.setdefault(word, (word, False))
                     prev = t
             except LexError:
                 pass
             self._quoted_calls = found
-        if not found:
-            return None
-        for folded, name in found.items():
-            if folded in spellings:
-                return name
+        for folded, (name, quoted) in found.items():
+            if folded in typed.spellings and (
+                quoted or (typed.other is not None and typed.other.fullmatch(folded))
+            ):
+                return name, quoted
         return None
 
     # -- resolution ---------------------------------------------------------------------------
