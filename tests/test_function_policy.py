@@ -279,3 +279,19 @@ def test_every_allowed_builtin_sqlglot_types_is_accepted() -> None:
         if codes == {"FUNCTION_NOT_ALLOWED"}:
             refused.append(name)
     assert refused == []
+
+
+def test_ask_context_offers_only_functions_the_policy_names(
+    funcdb: tuple[str, DatabaseSchema],
+) -> None:
+    from pg_mcp.context import select_context
+    from pg_mcp.policy import is_function_allowed
+
+    db = funcdb[1]
+    everything = select_context(db, "price with tax", 4000)
+    assert "app.price_with_tax" in everything.text and "l2_distance" not in everything.text
+    policy = Policy(allow_functions=("public.tidy",))
+    ctx = select_context(
+        db, "price with tax", 4000, allowed=lambda f: is_function_allowed(policy, f.schema, f.name)
+    )
+    assert "app.price_with_tax" not in ctx.text and "tidy" in ctx.text
