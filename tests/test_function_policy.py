@@ -69,6 +69,9 @@ BAD_WITHOUT_CATALOG = [
     ("SELECT ucase('a')", "FUNCTION_NOT_ALLOWED"),
     ("SELECT len/**/('a')", "FUNCTION_NOT_ALLOWED"),
     ("SELECT length('a'), len('a')", "FUNCTION_NOT_ALLOWED"),
+    ("SELECT ifnull(NULL, 1)", "FUNCTION_NOT_ALLOWED"),  # sqlglot: COALESCE; PostgreSQL: ifnull
+    ("SELECT isnan(1.0)", "FUNCTION_NOT_ALLOWED"),
+    ("SELECT json_extract('{}', 'a')", "FUNCTION_NOT_ALLOWED"),
     # the built-ins that did harm
     ("SELECT pg_read_file_old('postgresql.conf', 0, 100)", "FORBIDDEN_FUNCTION"),
     ("SELECT brin_summarize_new_values('i'::regclass)", "FORBIDDEN_FUNCTION"),

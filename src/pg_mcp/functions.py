@@ -569,5 +569,7 @@ SYNTAX_CALLS: frozenset[str] = frozenset(
         "xmlserialize", "xmltable", "json", "json_array", "json_arrayagg", "json_exists",
         "json_object", "json_objectagg", "json_query", "json_scalar", "json_serialize",
         "json_table", "json_value", "merge_action", "interval", "between", "if",
+        # reserved words (operators): never a function name unquoted
+        "and", "or", "not", "case", "collate", "is", "in", "like", "ilike", "distinct",
     }
 )  # fmt: skip

@@ -998,6 +998,7 @@ class _TypedCall(NamedTuple):
     # spellings that are neither allowed built-ins nor syntax: written as a call, such a
     # name is whatever function PostgreSQL finds by it (len(x) is not length(x))
     other: re.Pattern[str] | None
+    probe: re.Pattern[str]  # matches any text _written_call could find something in
 
 
 _TYPED: dict[type, _TypedCall] = {}
@@ -1048,7 +1049,14 @@ def _typed_function(cls: type) -> _TypedCall:
             if other
             else None
         )
-        found = _TYPED[cls] = _TypedCall(name, fam, allowed, syntax, frozenset(spellings), rx)
+        # a cheap superset of what _written_call looks for: one of ``other`` as a word, or a
+        # spelling in double quotes in any case ("Random"); only then is the text lexed
+        alts = [r"(?<![\w$])(?:" + "|".join(map(re.escape, other)) + r")(?![\w$])"] if other else []
+        alts.append('"(?:' + "|".join(map(re.escape, spellings)) + ')"')
+        probe = re.compile("|".join(alts), re.I)
+        found = _TYPED[cls] = _TypedCall(
+            name, fam, allowed, syntax, frozenset(spellings), rx, probe
+        )
     return found
 
 
@@ -1997,7 +2005,7 @@ class _Validation:
             if typed is None:
                 typed = _typed_function(type(node))
             name, fam = typed.name, typed.family
-            if fam is None and (typed.other is not None or '"' in self.sql):
+            if fam is None and typed.probe.search(self.sql) is not None:
                 # sqlglot forgets the spelling: len(x) and "Random"() become Length and Rand,
                 # yet PostgreSQL calls the functions named len and Random: when the text
                 # calls such a name, resolve that name instead
@@ -2053,8 +2061,6 @@ class _Validation:
         spellings: a spelling of ``typed.other`` (``len(``), or a quoted name that is not
         lower case (``"Random"(``). None when the text has none."""
         sql = self.sql
-        if not ('"' in sql or (typed.other is not None and typed.other.search(sql))):
-            return None  # cheap: most texts name none of those words
         found = self._quoted_calls
         if found is None:
             found = {}
