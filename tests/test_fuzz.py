@@ -405,5 +405,9 @@ def test_the_real_queries_themselves(oracle: Oracle) -> None:
         well_formed(verdict)
         if verdict.ok:
             oracle.check_accepted(sql)
-    assert all(validate_sql(sql).ok for sql in LEGIT)
+    # a legit query calling a user function needs the catalog since issue 10
+    assert all(validate_sql(sql).ok for sql in LEGIT if "discounted(" not in sql)
+    assert all(
+        validate_sql(sql).code == "FUNCTION_NOT_ALLOWED" for sql in LEGIT if "discounted(" in sql
+    )
     assert not any(validate_sql(sql).ok for sql in HOSTILE)

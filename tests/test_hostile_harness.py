@@ -277,7 +277,6 @@ def run_corpus(
     return problems
 
 
-@pytest.mark.xfail(strict=True, reason="the function allowlist and secret families land next")
 def test_nothing_changes_whatever_the_corpus_tries(target: Target, tmp_path: Path) -> None:
     problems = run_corpus(target, CASES, tmp_path)
     assert not problems, "\n".join(problems)

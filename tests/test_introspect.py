@@ -217,7 +217,9 @@ def test_never_analysed_tables_are_counted_and_sampled(pg_dsn: str, scratch_db: 
     assert no_samples.table("small").row_estimate == 500
 
 
-def test_extension_members_are_skipped(pg_dsn: str, scratch_db: str) -> None:
+def test_extension_members_are_skipped_but_their_functions_kept(
+    pg_dsn: str, scratch_db: str
+) -> None:
     dsn = database_dsn(pg_dsn, scratch_db)
     with psycopg.connect(dsn, autocommit=True) as conn:
         available = conn.execute(
@@ -229,7 +231,11 @@ def test_extension_members_are_skipped(pg_dsn: str, scratch_db: str) -> None:
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(3))")
     db = introspect(dsn, scratch_db, Settings())
     assert [e.name for e in db.extensions] == ["vector"]
-    assert db.functions == [] and db.domains == [] and db.composites == []
+    assert db.domains == [] and db.composites == []
+    # extension functions are in the model (issue 10), so their volatility is known
+    assert db.functions and {f.extension for f in db.functions} == {"vector"}
+    l2 = [f for f in db.functions if f.name == "l2_distance"]
+    assert l2 and all(f.volatility == "immutable" and f.schema == "public" for f in l2)
     assert db.table("items").column("embedding").type == "vector(3)"
 
 

@@ -22,11 +22,11 @@ import pytest
 
 from conftest import scratch_database
 from pg_mcp.model import Column, DatabaseSchema, Function, Table
+from pg_mcp.settings import Policy, Settings
 from pg_mcp.validator import statement_starts, validate_sql
 
 if TYPE_CHECKING:
     from pg_mcp.executor import Pools
-    from pg_mcp.settings import Settings
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -97,16 +97,17 @@ def test_hostile(code: str, desc: str, sql: str) -> None:
 
 
 def test_every_forbidden_family_is_in_the_corpus() -> None:
-    from pg_mcp.functions import FAMILIES, forbidden_family
+    from pg_mcp.functions import FAMILIES, UNREVIEWED_VOLATILE, builtin, forbidden_family
 
     seen = set()
     for code, _, sql in HOSTILE:
         if code in ("FORBIDDEN_FUNCTION", "ACCESS_DENIED"):
             for fn in validate_sql(sql).functions:
-                fam = forbidden_family(fn)
+                b = builtin(fn)
+                fam = forbidden_family(fn) or (b.family if b is not None else None)
                 if fam is not None:
                     seen.add(fam.key)
-    assert seen == {f.key for f in FAMILIES}
+    assert seen == {f.key for f in (*FAMILIES, UNREVIEWED_VOLATILE)}
 
 
 # --- a scratch database with the legit corpus's tables ------------------------------------------
@@ -187,9 +188,28 @@ def executor(
     from pg_mcp.settings import load_settings
 
     home = tmp_path_factory.mktemp("validator-home")
-    s = load_settings(env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(home)}, config_path=None)
+    s = allow_discounted(
+        load_settings(env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(home)}, config_path=None)
+    )
     with Pools(s) as pools:
         yield s, pools
+
+
+# legit_setup.sql's IMMUTABLE user function: since issue 10 a user function is accepted only
+# with the catalog at hand and when policy.allow_functions names it
+USER_FUNCTIONS = ("public.discounted",)
+
+
+def allow_discounted(s: Settings) -> Settings:
+    import dataclasses
+
+    return dataclasses.replace(
+        s, policy=dataclasses.replace(s.policy, allow_functions=USER_FUNCTIONS)
+    )
+
+
+def calls_user_function(sql: str) -> bool:
+    return "discounted(" in sql
 
 
 @pytest.mark.parametrize(("desc", "sql"), LEGIT, ids=[d for d, _ in LEGIT])
@@ -202,9 +222,13 @@ def test_legit(
     from pg_mcp.executor import run_readonly
 
     plain = validate_sql(sql)
-    assert plain.ok, f"{desc}: {plain.code}: {plain.message}"
+    if calls_user_function(sql):  # without the catalog only reviewed built-ins pass
+        assert plain.code == "FUNCTION_NOT_ALLOWED", f"{desc}: {plain.code}: {plain.message}"
+    else:
+        assert plain.ok, f"{desc}: {plain.code}: {plain.message}"
     schema = legit_db[1]
-    checked = validate_sql(sql, schema.name, schema=schema)
+    allowed = allow_discounted(Settings())
+    checked = validate_sql(sql, schema.name, schema=schema, settings=allowed)
     assert checked.ok, f"{desc}: {checked.code}: {checked.message} (hint: {checked.hint})"
     # the real path: run_readonly validates against the cached schema, then runs the query
     # in a read-only transaction over the extended protocol
@@ -222,10 +246,14 @@ def test_legit_tables_are_resolved(legit_db: tuple[str, DatabaseSchema]) -> None
 
 def test_volatile_user_function_refused_with_schema(legit_db: tuple[str, DatabaseSchema]) -> None:
     schema = legit_db[1]
-    assert validate_sql("SELECT touch_counter()").ok  # without a schema it is not known
+    # without a schema it is not known, so (issue 10) it is refused
+    assert validate_sql("SELECT touch_counter()").code == "FUNCTION_NOT_ALLOWED"
     v = validate_sql("SELECT touch_counter()", schema.name, schema=schema)
-    assert v.code == "FORBIDDEN_FUNCTION" and "VOLATILE" in v.message
-    assert validate_sql("SELECT discounted(10, 5)", schema.name, schema=schema).ok
+    assert v.code == "FUNCTION_NOT_ALLOWED"  # not named by policy.allow_functions
+    named = Settings(policy=Policy(allow_functions=("touch_counter", *USER_FUNCTIONS)))
+    v = validate_sql("SELECT touch_counter()", schema.name, schema=schema, settings=named)
+    assert v.code == "FORBIDDEN_FUNCTION" and "VOLATILE" in v.message  # named, still VOLATILE
+    assert validate_sql("SELECT discounted(10, 5)", schema.name, schema=schema, settings=named).ok
 
 
 # --- PostgreSQL as the oracle for statement splitting -------------------------------------------
@@ -339,14 +367,16 @@ def test_database_name_loads_the_schema_lazily(
     from pg_mcp.settings import load_settings
 
     name = legit_db[1].name
-    s = load_settings(
-        env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)}, config_path=None
+    s = allow_discounted(
+        load_settings(
+            env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)}, config_path=None
+        )
     )
     assert validate_sql("SELECT id, total FROM orders", name, settings=s).ok
     v = validate_sql("SELECT * FROM ordrs", name, settings=s)
     assert v.code == "UNKNOWN_OBJECT" and "public.orders" in v.suggestions, v
     assert validate_sql("SELECT o.totl FROM orders o", name, settings=s).code == "UNKNOWN_OBJECT"
-    assert validate_sql("SELECT touch_counter()", name, settings=s).code == "FORBIDDEN_FUNCTION"
+    assert validate_sql("SELECT touch_counter()", name, settings=s).code == "FUNCTION_NOT_ALLOWED"
     assert validate_sql("SELECT discounted(price, 5) FROM products", name, settings=s).ok
 
 

@@ -59,6 +59,7 @@ from pg_mcp.errors import PgMcpError
 from pg_mcp.llm import LLM, Completion, Usage
 from pg_mcp.logs import log_event
 from pg_mcp.model import DatabaseSchema
+from pg_mcp.policy import is_function_allowed
 from pg_mcp.ratelimit import KeyedBuckets
 from pg_mcp.secrets import Redactor
 from pg_mcp.settings import Settings
@@ -318,8 +319,14 @@ class Asker:
         ], True
 
     def _db(self, name: str, schema: DatabaseSchema, question: str, budget: int) -> _Db:
+        policy = self.settings.policy
         ctx = ctxmod.select_context(
-            schema, question, budget, samples=self.settings.ask_send_samples
+            schema,
+            question,
+            budget,
+            samples=self.settings.ask_send_samples,
+            # only the user functions validate_sql would accept (policy.allow_functions)
+            allowed=lambda f: is_function_allowed(policy, f.schema, f.name),
         )
         return _Db(name, schema, ctx, set(ctx.tables) - set(ctx.brief))
 

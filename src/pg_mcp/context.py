@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pg_mcp.datatext import quote_text, sql_literal
@@ -400,14 +400,19 @@ def _render_column(c: Column, pk: bool, fk: str | None, mentioned: bool, samples
     return " ".join(parts) + (f"  -- {'; '.join(notes)}" if notes else "")
 
 
-def usable_functions(schema: DatabaseSchema) -> list[Function]:
-    """User functions a read-only query may call: immutable or stable, not trigger functions."""
+def usable_functions(
+    schema: DatabaseSchema, allowed: Callable[[Function], bool] | None = None
+) -> list[Function]:
+    """User functions a read-only query may call: immutable or stable, not trigger functions,
+    and (``allowed``, e.g. policy.allow_functions) named by the policy."""
     return [
         f
         for f in schema.functions
         if f.volatility in ("immutable", "stable")
+        and f.extension is None
         and f.kind == "function"
         and f.returns not in ("trigger", "event_trigger")
+        and (allowed is None or allowed(f))
     ]
 
 
@@ -418,12 +423,16 @@ def render_function(f: Function) -> str:
 
 
 def render_schema(
-    schema: DatabaseSchema, tables: Iterable[Table] | None = None, *, samples: bool = True
+    schema: DatabaseSchema,
+    tables: Iterable[Table] | None = None,
+    *,
+    samples: bool = True,
+    allowed: Callable[[Function], bool] | None = None,
 ) -> str:
     """Render tables (default: all candidates) in full, and the usable functions: the 'whole schema' prompt."""
     chosen = list(tables) if tables is not None else candidate_tables(schema)
     lines = [_header(schema), *(render_table(t, samples=samples) for t in chosen)]
-    lines += [render_function(f) for f in usable_functions(schema)]
+    lines += [render_function(f) for f in usable_functions(schema, allowed)]
     return "\n".join(lines)
 
 
@@ -454,12 +463,18 @@ class Context:
 
 
 def select_context(
-    schema: DatabaseSchema, question: str, budget: int, *, samples: bool = True
+    schema: DatabaseSchema,
+    question: str,
+    budget: int,
+    *,
+    samples: bool = True,
+    allowed: Callable[[Function], bool] | None = None,
 ) -> Context:
     """The relevant tables of ``schema`` for ``question``, rendered within ``budget`` tokens
-    (``samples=False``: no sample values or enum labels, for ``[ask] send_samples = false``)."""
+    (``samples=False``: no sample values or enum labels, for ``[ask] send_samples = false``;
+    ``allowed``: which user functions the validator would accept, for the functions shown)."""
     cands = candidate_tables(schema)
-    whole = render_schema(schema, cands, samples=samples)
+    whole = render_schema(schema, cands, samples=samples, allowed=allowed)
     whole_tokens = estimate_tokens(whole)
     if whole_tokens <= budget:
         return Context(
@@ -507,7 +522,7 @@ def select_context(
 
     # functions whose name or comment shares a term with the question
     q_terms = question_terms(question)
-    for f in usable_functions(schema):
+    for f in usable_functions(schema, allowed):
         if q_terms & (words(f.name) | terms(f.comment)):
             text = render_function(f)
             cost = estimate_tokens(text) + 1

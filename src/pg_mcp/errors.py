@@ -19,8 +19,9 @@ CODES: dict[str, str] = {
     "SELECT_INTO": "SELECT ... INTO creates a table.",
     "LOCKING_CLAUSE": "FOR UPDATE / SHARE / NO KEY UPDATE / KEY SHARE takes row locks.",
     "EXPLAIN_ANALYZE": "EXPLAIN ANALYZE executes the statement.",
-    "FORBIDDEN_FUNCTION": "The query calls a function that is never allowed (or a VOLATILE user function).",
+    "FORBIDDEN_FUNCTION": "The query calls a function that is never allowed (a denied built-in, or a VOLATILE user or extension function).",
     "ACCESS_DENIED": "The query reads a schema, table, column or catalog hidden by the access policy.",
+    "FUNCTION_NOT_ALLOWED": "The query calls a function that is neither a reviewed read-only built-in nor a user or extension function that policy.allow_functions names.",
     "UNKNOWN_OBJECT": "A table or column does not exist in the named database.",
     "TOO_COMPLEX": "The SQL is longer, names more identifiers or takes longer to check than the "
     "validator's limits ([limits] max_sql_chars, max_identifiers, validation_budget).",

@@ -251,13 +251,20 @@ _LISTS: dict[str, str] = {
   WHERE {_not_ext("pg_class", "c.oid")}
 """,
     "functions": f"""
-  SELECT json_agg(json_build_array(ns.nspname, p.proname, pg_get_function_arguments(p.oid),
-         pg_get_function_result(p.oid), l.lanname, p.provolatile, p.prokind, d.description))
+  SELECT json_agg(json_build_array(n.nspname, p.proname, pg_get_function_arguments(p.oid),
+         pg_get_function_result(p.oid), l.lanname, p.provolatile, p.prokind, d.description,
+         x.extname))
   FROM pg_proc p
-  JOIN ns ON ns.oid = p.pronamespace
+  JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_language l ON l.oid = p.prolang
+  LEFT JOIN LATERAL (
+    SELECT e.extname FROM pg_depend dp JOIN pg_extension e ON e.oid = dp.refobjid
+    WHERE dp.classid = 'pg_proc'::regclass AND dp.objid = p.oid
+      AND dp.refclassid = 'pg_extension'::regclass AND dp.deptype = 'e'
+    LIMIT 1) x ON true
   {_desc("d", "p.oid", "pg_proc")}
-  WHERE {_not_ext("pg_proc", "p.oid")}
+  WHERE CASE WHEN x.extname IS NULL THEN p.pronamespace IN (SELECT oid FROM ns)
+             ELSE x.extname <> 'plpgsql' AND n.nspname NOT LIKE 'pg\\_t%' END
 """,
     "extensions": f"""
   SELECT json_agg(json_build_array(e.extname, e.extversion, n.nspname, d.description))
@@ -644,11 +651,14 @@ class _Builder:
                     continue
                 owned = f"{onsp}.{orel}.{ocol}"
             self.db.sequences.append(Sequence(nsp, seqname, dtype, owned, comment))
-        for nsp, proname, args, result, lang, vol, kind, comment in self.rows("functions"):
-            if nsp in self.schemas:
+        for row in self.rows("functions"):
+            nsp, proname, args, result, lang, vol, kind, comment, ext = row
+            # extension members: wherever the extension put them (pg_catalog too), unless
+            # the policy hides that schema
+            if nsp in self.schemas or (ext is not None and not is_schema_denied(self.policy, nsp)):
                 self.db.functions.append(
                     Function(nsp, proname, args or "", result or "", lang,
-                             _VOLATILITY.get(vol, vol), _PROKIND.get(kind, kind), comment)
+                             _VOLATILITY.get(vol, vol), _PROKIND.get(kind, kind), comment, ext)
                 )  # fmt: skip
         for extname, version, nsp, comment in self.rows("extensions"):
             self.db.extensions.append(Extension(extname, version, nsp, comment))

@@ -145,6 +145,7 @@ class Function:
     volatility: str  # "immutable" | "stable" | "volatile"
     kind: str = "function"  # "function" | "procedure" | "aggregate" | "window"
     comment: str | None = None
+    extension: str | None = None  # the extension it belongs to (None: a user function)
 
     @property
     def signature(self) -> str:

@@ -591,6 +591,7 @@ def _overview(ctx: _Ctx) -> _V:
             comment=_quoted(f.comment),
         )
         for f in db.functions
+        if f.extension is None  # extension members are the extension's documentation's
     ]
     return _V(
         {
@@ -658,7 +659,7 @@ def _counts(db: DatabaseSchema) -> _V:
             "tables": c["table"] + c["partitioned table"] + c["foreign table"],
             "views": c["view"],
             "matviews": c["materialized view"],
-            "functions": len(db.functions),
+            "functions": sum(1 for f in db.functions if f.extension is None),
         }
     )
 

@@ -25,11 +25,15 @@ How it decides, in order (cheapest and most fundamental first):
 5. One iterative walk over the tree finds nested data-modifying statements,
    SELECT INTO, locking clauses, every function call wherever it stands (select
    list, WHERE, FROM, LATERAL, ROWS FROM, CTEs, windows, ...), every relation,
-   column and ``*``, with CTE visibility and SELECT scopes tracked.
+   column and ``*``, with CTE visibility and SELECT scopes tracked. Each call is
+   looked up in the reviewed built-in table (``pg_mcp.functions``): a denied one is
+   FORBIDDEN_FUNCTION there and then; one that is not a built-in waits for step 6.
 6. Names are then resolved: secret catalogs and the access policy
-   (ACCESS_DENIED), then, when a database schema is known, VOLATILE user
-   functions (FORBIDDEN_FUNCTION) and unknown tables/columns (UNKNOWN_OBJECT,
-   with "did you mean" suggestions; conservative: only clear cases).
+   (ACCESS_DENIED); calls that are not built-ins, which pass only as user or
+   extension functions of the schema model that policy.allow_functions names and
+   that are IMMUTABLE or STABLE (FUNCTION_NOT_ALLOWED, or FORBIDDEN_FUNCTION when
+   named but VOLATILE; without a schema none passes); and unknown tables/columns
+   (UNKNOWN_OBJECT, with "did you mean" suggestions; conservative: only clear cases).
 
 ``validate_sql`` never raises: any internal failure is a refusal (PARSE_ERROR),
 never an acceptance. Positions are 1-based character positions, as PostgreSQL
@@ -39,8 +43,8 @@ Known limits (the executor's read-only transaction is the backstop for all of th
 
 - The access policy covers direct references. A view, or a STABLE function, that reads
   a denied table or column is not traced; PostgreSQL privileges are the hard guarantee.
-- Without a database schema, user functions (volatility) and unknown names are not
-  judged, an unqualified table is matched against the policy as if in ``public`` (and
+- Without a database schema, only reviewed built-in functions pass; unknown names are
+  not judged, an unqualified table is matched against the policy as if in ``public`` (and
   against any deny_tables pattern naming it), and ``SELECT *`` over a table a
   deny_columns pattern could cover is refused because its columns are unknown.
 - A model produced by introspection has denied columns removed: ``SELECT *`` over a
@@ -54,6 +58,7 @@ Known limits (the executor's read-only transaction is the backstop for all of th
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
 import logging
 import re
@@ -70,6 +75,7 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import TokenType
 
+from pg_mcp import functions as fn
 from pg_mcp import policy as pol
 from pg_mcp.functions import Family, forbidden_family
 
@@ -757,8 +763,9 @@ _RANK = {
     "LOCKING_CLAUSE": 3,
     "FORBIDDEN_FUNCTION": 4,
     "ACCESS_DENIED": 5,
-    "UNKNOWN_OBJECT": 6,
-    "TOO_COMPLEX": 7,
+    "FUNCTION_NOT_ALLOWED": 6,
+    "UNKNOWN_OBJECT": 7,
+    "TOO_COMPLEX": 8,
 }
 # columns the settings family hides wherever they appear (rolconfig of pg_roles, ...)
 _SECRET_COLUMN_NAMES = frozenset(c for fam in pol.SECRET_FAMILIES for c in fam.columns)
@@ -935,26 +942,131 @@ _NOT_CALLS: tuple[type, ...] = tuple(
     )
     if isinstance(c, type)
 )
-_TYPED: dict[type, tuple[str, Family | None]] = {}
+# SQL syntax that sqlglot parses into function nodes but PostgreSQL does not run as a
+# pg_proc function (or runs only the built-in one): COALESCE, GREATEST, CURRENT_DATE, ...
+_SYNTAX_NAMES: frozenset[str] = frozenset(
+    {
+        "Coalesce",
+        "Greatest",
+        "Least",
+        "Nullif",
+        "Extract",
+        "Substring",
+        "Trim",
+        "StrPosition",
+        "CurrentDate",
+        "CurrentTime",
+        "CurrentTimestamp",
+        "Localtime",
+        "Localtimestamp",
+        "CurrentUser",
+        "CurrentSchema",
+        "CurrentCatalog",
+        "SessionUser",
+        "CurrentRole",
+        "TableSample",
+        "AtTimeZone",
+        "Overlay",
+        "Grouping",
+        "GroupingSets",
+        "Cube",
+        "Rollup",
+        "Xor",
+        "IsNan",
+        "ArrayAny",
+        "ArrayAll",
+        "Any",
+        "All",
+        "Some",
+        "JSONObject",
+        "JSONArray",
+        "JSONArrayAgg",
+        "JSONObjectAgg",
+        "JSONExists",
+        "JSONValue",
+        "JSONTable",
+        "JSONExtract",
+        "JSONExtractScalar",
+        "JSONBExtract",
+        "JSONBExtractScalar",
+        "JSONBContains",
+        "XMLElement",
+        "XMLTable",
+        "IsInf",
+        "Normalize",
+        "Columns",
+    }
+)
+
+
+class _TypedCall(NamedTuple):
+    name: str  # the PostgreSQL name reported (Verdict.functions)
+    family: Family | None  # a deny family any spelling of it falls in
+    builtin: fn.Builtin | None  # an allowed built-in it stands for
+    syntax: bool  # SQL syntax rather than a call (nothing to resolve)
+    spellings: frozenset[str]  # every name it may have been written as
+    # spellings that are neither allowed built-ins nor syntax: written as a call, such a
+    # name is whatever function PostgreSQL finds by it (len(x) is not length(x))
+    other: re.Pattern[str] | None
+    probe: re.Pattern[str]  # matches any text _written_call could find something in
+
+
+_TYPED: dict[type, _TypedCall] = {}
 _IS_CALL: dict[type, bool] = {}  # class -> not one of _NOT_CALLS (Anonymous always is)
 
 
-def _typed_function(cls: type) -> tuple[str, Family | None]:
-    """(PostgreSQL name, forbidding family) of a function sqlglot parsed into a typed node."""
+def _typed_spellings(cls: type) -> list[str]:
+    """Every function name sqlglot's postgres parser turns into ``cls``."""
+    names = [_typed_function_name(cls)]
+    for key, builder in _DIALECT.parser_class.FUNCTIONS.items():
+        c = builder if isinstance(builder, type) else getattr(builder, "__self__", None)
+        if c is cls:
+            names.append(key.lower())
+    with contextlib.suppress(Exception):
+        names.extend(str(a).lower() for a in cls.sql_names())  # type: ignore[attr-defined]
+    return list(dict.fromkeys(names))
+
+
+def _typed_function(cls: type) -> _TypedCall:
+    """What a function sqlglot parsed into a typed node is: denied when any name it may have
+    been written as is denied; else allowed when one of them is an allowed built-in (the
+    text was one of those names, and none of them is harmful); else SQL syntax, or a name
+    to resolve against the catalog like any user function."""
     found = _TYPED.get(cls)
     if found is None:
-        name = _typed_function_name(cls)
-        fam = forbidden_family(name)
-        if fam is None:
-            try:
-                alts = cls.sql_names()  # type: ignore[attr-defined]
-            except Exception:
-                alts = []
-            for alt in alts:
-                fam = forbidden_family(alt)
-                if fam is not None:
-                    break
-        found = _TYPED[cls] = (name, fam)
+        spellings = _typed_spellings(cls)
+        name = spellings[0]
+        fam = None
+        allowed = None
+        for alt in spellings:
+            fam = forbidden_family(alt)
+            if fam is not None:
+                break
+            b = fn.builtin(alt)
+            if b is not None and not b.allowed:
+                fam = b.family
+                break
+            if b is not None and allowed is None:
+                allowed = b
+        syntax = issubclass(cls, _NOT_CALLS) or cls.__name__ in _SYNTAX_NAMES
+        other = sorted(
+            s
+            for s in spellings
+            if s not in fn.SYNTAX_CALLS and not ((b := fn.builtin(s)) is not None and b.allowed)
+        )
+        rx = (
+            re.compile(r"(?<![\w$])(?:" + "|".join(map(re.escape, other)) + r")(?![\w$])", re.I)
+            if other
+            else None
+        )
+        # a cheap superset of what _written_call looks for: one of ``other`` as a word, or a
+        # spelling in double quotes in any case ("Random"); only then is the text lexed
+        alts = [r"(?<![\w$])(?:" + "|".join(map(re.escape, other)) + r")(?![\w$])"] if other else []
+        alts.append('"(?:' + "|".join(map(re.escape, spellings)) + ')"')
+        probe = re.compile("|".join(alts), re.I)
+        found = _TYPED[cls] = _TypedCall(
+            name, fam, allowed, syntax, frozenset(spellings), rx, probe
+        )
     return found
 
 
@@ -1044,6 +1156,8 @@ class _Call(NamedTuple):
     schema: str | None
     name: str
     quoted: bool
+    pending: bool = False  # not a built-in: a user or extension function, resolved in _finish
+    nargs: int | None = None
 
 
 class _Problem(NamedTuple):
@@ -1101,6 +1215,8 @@ class _Validation:
         self.problems: list[_Problem] = []
         self.tables: list[_TableRef] = []
         self.calls: list[_Call] = []
+        # names the text calls (folded -> (name, quoted)), lexed lazily: see _written_call
+        self._quoted_calls: dict[str, tuple[str, bool]] | None = None
         self.columns: list[tuple[exp.Column, _Scope | None]] = []
         self.stars: list[tuple[exp.Expression, str | None, _Scope | None]] = []
         self._restrictive = False  # the policy denies something
@@ -1934,19 +2050,33 @@ class _Validation:
             )
 
     def _call(self, node: exp.Func) -> None:
+        typed = None
         if type(node) is exp.Anonymous:
             this = node.this
             if isinstance(this, exp.Identifier):
                 quoted = this.quoted
-                name = this.this.lower()
+                name = this.this if quoted else this.this.lower()
             else:
                 quoted = False
                 name = str(this).lower()
-            fam = forbidden_family(name, len(node.expressions))
+            nargs: int | None = len(node.expressions)
+            fam = forbidden_family(name, nargs)
         else:
             quoted = False
-            found = _TYPED.get(type(node))
-            name, fam = found if found is not None else _typed_function(type(node))
+            nargs = None
+            typed = _TYPED.get(type(node))
+            if typed is None:
+                typed = _typed_function(type(node))
+            name, fam = typed.name, typed.family
+            if fam is None and typed.probe.search(self.sql) is not None:
+                # sqlglot forgets the spelling: len(x) and "Random"() become Length and Rand,
+                # yet PostgreSQL calls the functions named len and Random: when the text
+                # calls such a name, resolve that name instead
+                written = self._written_call(typed)
+                if written is not None:
+                    typed = None
+                    name, quoted, nargs = written[0], written[1], len(node.expressions)
+                    fam = forbidden_family(name, nargs)
         schema = None
         parent = node.parent
         if isinstance(parent, exp.Dot) and parent.expression is node:
@@ -1954,11 +2084,25 @@ class _Validation:
             schema = _norm(q.expression if isinstance(q, exp.Dot) else q)
         elif isinstance(parent, exp.Table) and parent.this is node:
             schema = _arg_name(parent, "db")
-        self.calls.append(_Call(node, schema, name, quoted))
         if fam is None:
             self._secret_call(node, schema, name)
-            return
         shown = f"{schema}.{name}" if schema else name
+        if fam is None and (schema is None or schema == "pg_catalog"):
+            if typed is not None:
+                if typed.builtin is not None or (typed.syntax and schema is None):
+                    self.calls.append(_Call(node, schema, name, quoted))
+                    return
+            else:
+                b = fn.builtin(name, nargs)
+                if b is not None:
+                    if b.allowed:
+                        self.calls.append(_Call(node, schema, name, quoted))
+                        return
+                    fam = b.family
+        if fam is None:  # a user or extension function: resolved against the catalog
+            self.calls.append(_Call(node, schema, name, quoted, True, nargs))
+            return
+        self.calls.append(_Call(node, schema, name, quoted))
         if fam.code == "ACCESS_DENIED":
             if self.policy.allow_secret_catalogs:
                 return
@@ -1975,6 +2119,42 @@ class _Validation:
             node,
             hint="remove the call; pg-mcp only runs plain read-only queries",
         )
+
+    def _written_call(self, typed: _TypedCall) -> tuple[str, bool] | None:
+        """(name as PostgreSQL resolves it, quoted) of a call in the text that sqlglot may
+        have parsed into ``typed`` but that is not one of its allowed built-in or syntax
+        spellings: a spelling of ``typed.other`` (``len(``), or a quoted name that is not
+        lower case (``"Random"(``). None when the text has none."""
+        sql = self.sql
+        found = self._quoted_calls
+        if found is None:
+            found = {}
+            prev = None
+            try:
+                for t in iter_lex(sql):
+                    if (
+                        prev is not None
+                        and (prev.kind == "word" or prev.kind == "qid")
+                        and t.kind == "punct"
+                        and sql[t.start] == "("
+                    ):
+                        if prev.kind == "qid":
+                            name = sql[prev.start + 1 : prev.end - 1].replace('""', '"')
+                            if name != name.lower():
+                                found.setdefault(name.lower(), (name, True))
+                        else:
+                            word = sql[prev.start : prev.end].lower()
+                            found.setdefault(word, (word, False))
+                    prev = t
+            except LexError:
+                pass
+            self._quoted_calls = found
+        for folded, (name, quoted) in found.items():
+            if folded in typed.spellings and (
+                quoted or (typed.other is not None and typed.other.fullmatch(folded))
+            ):
+                return name, quoted
+        return None
 
     # -- secrets beyond the catalogs (policy.SECRET_FAMILIES) ---------------------------------
     def _secret_call(self, node: exp.Func, schema: str | None, name: str) -> None:
@@ -2086,8 +2266,7 @@ class _Validation:
                 self._check_stars()
             if p.deny_columns or self.schema is not None:
                 self._check_columns()
-            if self.schema is not None or p.deny_schemas:
-                self._check_user_functions()
+            self._check_user_functions()
             self._check_secret_views()
         seen: dict[str, None] = {}
         for ref in self.tables:
@@ -2502,6 +2681,11 @@ class _Validation:
         return bool(self.schema and self.schema.functions_named(name))
 
     def _check_user_functions(self) -> None:
+        """Resolve what is not an allowed built-in: a user or extension function that
+        policy.allow_functions names and the catalog shows IMMUTABLE or STABLE; refuse the
+        rest (FUNCTION_NOT_ALLOWED; FORBIDDEN_FUNCTION for a named but VOLATILE one). An
+        unqualified built-in name that user functions overload is refused when one of those
+        overloads is VOLATILE (PostgreSQL may pick it for other argument types)."""
         policy = self.policy
         for call in self.calls:
             if (
@@ -2517,37 +2701,102 @@ class _Validation:
                     hint="call only functions of schemas the policy allows",
                 )
                 continue
-            if self.schema is None or (call.schema is not None and call.schema in _SYSTEM_SCHEMAS):
-                continue
-            self._check_volatile(call.node, call.schema, call.name)
+            if call.pending:
+                self._check_function(call.node, call.schema, call.name)
+            elif self.schema is not None and call.schema is None:
+                self._check_overloads(call.node, call.name)
 
-    def _check_volatile(self, node: exp.Expression, schema: str | None, name: str) -> None:
-        """Refuse a call of a VOLATILE user function (unless policy.allow_functions lists it).
-        Overloads cannot be told apart here, so any VOLATILE one counts."""
+    def _candidates(self, schema: str | None, name: str) -> list[Any]:
         db = self.schema
         if db is None:
-            return
-        found = [
-            f
-            for f in db.functions_named(name)
-            if f.schema == schema or (schema is None and f.schema in db.search_path)
-        ]
-        volatile = [
-            f
-            for f in found
-            if f.volatility == "volatile"
-            and not pol.is_function_allowed(self.policy, f.schema, f.name)
-        ]
+            return []
+        if schema is None:
+            path = ("pg_catalog", *db.search_path)
+            return [f for f in db.functions_named(name) if f.schema in path]
+        return [f for f in db.functions_named(name) if f.schema == schema]
+
+    def _check_overloads(self, node: exp.Expression, name: str) -> None:
+        volatile = [f for f in self._candidates(None, name) if f.volatility == "volatile"]
         if volatile:
             f = volatile[0]
             self.problem(
                 "FORBIDDEN_FUNCTION",
-                f"{f.schema}.{f.name}() is a VOLATILE function (it may change data); only STABLE or IMMUTABLE "
-                f"user functions may be called: {self._node_text(node, name)}",
+                f"{name}() is a built-in, but {f.schema}.{f.name}() overloads it and is VOLATILE (it "
+                f"may change data), and PostgreSQL may call it for these arguments: "
+                f"{self._node_text(node, name)}",
                 node,
-                hint="call another function, or ask an administrator to add it to policy.allow_functions "
-                "if it only reads",
+                hint=f"write pg_catalog.{name}(...) to call the built-in",
             )
+
+    def _check_function(self, node: exp.Expression, schema: str | None, name: str) -> None:
+        shown = f"{schema}.{name}" if schema else name
+        text = self._node_text(node, shown)
+        db = self.schema
+        if db is None:
+            self.problem(
+                "FUNCTION_NOT_ALLOWED",
+                f"{shown}() is not a reviewed read-only built-in, and without the database's "
+                f"catalog pg-mcp cannot see what it is: {text}",
+                node,
+                hint="validate against the database (--db) and have an administrator allow it "
+                'by name if it only reads: policy.allow_functions = ["schema.function"]',
+            )
+            return
+        found = self._candidates(schema, name)
+        if not found:
+            where = schema or ", ".join(db.search_path)
+            pool = {f.name for f in db.functions}
+            sugg = _close(name, pool)
+            self.problem(
+                "FUNCTION_NOT_ALLOWED",
+                f"{shown}() is neither a reviewed read-only built-in nor a function of the "
+                f"catalog (searched: {where}): {text}",
+                node,
+                hint="call a built-in or an allowed user function"
+                + (f"; did you mean {', '.join(sugg)}?" if sugg else ""),
+                suggestions=sugg,
+            )
+            return
+        if schema is None:  # the first schema of the path that has it wins
+            order = {s: i for i, s in enumerate(("pg_catalog", *db.search_path))}
+            first = min(order[f.schema] for f in found)
+            found = [f for f in found if order[f.schema] == first]
+        f = found[0]
+        what = f"extension {f.extension}'s function" if f.extension else "user function"
+        if not pol.is_function_allowed(self.policy, f.schema, f.name):
+            self.problem(
+                "FUNCTION_NOT_ALLOWED",
+                f"{f.schema}.{f.name}() is a {what} that policy.allow_functions does not name: {text}",
+                node,
+                hint=f'if it only reads, an administrator can allow it: policy.allow_functions = ["{f.schema}.{f.name}"] '
+                "(only IMMUTABLE or STABLE functions are accepted)",
+            )
+            return
+        volatile = [g for g in found if g.volatility == "volatile"]
+        if volatile and self._reviewed_raw_page_reader(f):
+            return  # pageinspect declares its readers VOLATILE; allow_raw_pages vouches for them
+        if volatile:
+            self.problem(
+                "FORBIDDEN_FUNCTION",
+                f"{f.schema}.{f.name}() is a VOLATILE {what} (it may change data); only IMMUTABLE or "
+                f"STABLE functions are accepted, even when policy.allow_functions names them: {text}",
+                node,
+                hint="call another function, or have its owner declare it STABLE if it only reads",
+            )
+
+    def _reviewed_raw_page_reader(self, f: Any) -> bool:
+        """A pageinspect reader (the raw_pages family) of the pageinspect extension, under
+        policy.allow_raw_pages: read-only although its SQL declares no volatility."""
+        fam = next(x for x in pol.SECRET_FAMILIES if x.key == "raw_pages")
+        return (
+            self.policy.allow_raw_pages
+            and f.extension == "pageinspect"
+            and f.name.lower() in fam.functions
+        )
+
+    def _check_volatile(self, node: exp.Expression, schema: str | None, name: str) -> None:
+        """Attribute notation (t.f means f(t)): the user-function rule."""
+        self._check_function(node, schema, name)
 
 
 def _close(name: str, pool: list[str] | set[str], n: int = 3) -> list[str]:
