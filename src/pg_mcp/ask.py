@@ -341,7 +341,11 @@ class Asker:
         for n in range(1, self.settings.max_attempts + 1):
             try:
                 comp = await self.llm.complete_json(
-                    messages, name="sql_query", schema=gen_schema, deadline=deadline
+                    messages,
+                    name="sql_query",
+                    schema=gen_schema,
+                    reply=prompts.ChoosingReply if choosing else prompts.GenerationReply,
+                    deadline=deadline,
                 )
             except PgMcpError as exc:
                 if exc.code in MODEL_FAILURES and any(a.ran for a in attempts):
