@@ -214,6 +214,37 @@ def test_model_retries_inside_ask(
     assert answer["score"] == 10 and answer["attempts"] == 1 and len(standin.requests) == 5
 
 
+def test_ask_uses_the_discovery_it_is_given_once_for_every_call(
+    base: Settings, cache: Any, ask_db: str, standin: StandinModel
+) -> None:
+    """The server hands ask its own discovery: asks do not list the databases again (a new
+    connection and pg_database_size over all of them each time), named or not."""
+    from pg_mcp.discovery import Discovery
+    from pg_mcp.server import ServerState
+
+    discoveries: list[int] = []
+    discovery = Discovery(base, before=lambda: discoveries.append(1))
+    standin.default = auto_model()
+    s = base.with_(openai_base_url=standin.base_url, openai_api_key=SECRET, model="standin-1")
+    asker = Asker(s, cache=cache, client=LLM(s), discovery=discovery)
+    assert asker.ask_sync(QUESTION, ask_db)["database"] == ask_db
+    assert asker.ask_sync(QUESTION)["database"] == ask_db  # the only reachable one
+    assert asker.ask_sync(QUESTION, ask_db)["score"] == 9
+    assert discoveries == [1]
+    with pytest.raises(PgMcpError) as e:  # an unknown name is looked up once more, then refused
+        asker.ask_sync(QUESTION, "no_such_db")
+    assert e.value.code == "UNKNOWN_DATABASE" and discoveries == [1, 1]
+    # the server's state: one discovery object, the asker's too
+    from pg_mcp.metrics import Metrics
+    from pg_mcp.secrets import Redactor
+
+    state = ServerState(settings=s, metrics=Metrics(), redact=Redactor(()), warm_up=False)
+    try:
+        assert state.asker_sync().discovery is state.discovery()
+    finally:
+        state.close_sync()
+
+
 @pytest.mark.timeout(60)  # a hang guard: the deadline (3 s) ends it
 def test_dead_endpoint_gives_llm_error_within_deadline(
     base: Settings, cache: Any, ask_db: str
