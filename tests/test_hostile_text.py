@@ -290,7 +290,7 @@ def test_ask_prompts_quote_database_text(
         return judge(9) if is_judge_request(body) else gen(query, "the notes", ["public.notes"])
 
     standin.default = answer
-    asker = Asker(settings, client=LLM(settings, backoff_base=0.01, backoff_max=0.05))
+    asker = Asker(settings, client=LLM(settings))
     result = asker.ask_sync("Which kinds of notes are there?", hostile_db)
     assert result["result"]["rows"][0][2] == HOSTILE  # the caller gets the data itself
     generation = next(b for b in standin.requests if not is_judge_request(b))

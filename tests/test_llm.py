@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 
 from pg_mcp.errors import PgMcpError
-from pg_mcp.llm import LLM, CircuitBreaker, parse_json_object, retry_after_seconds
-from pg_mcp.prompts import JUDGE_SCHEMA, generation_schema
+from pg_mcp.llm import LLM, CircuitBreaker, parse_reply, retry_after_seconds
+from pg_mcp.prompts import JUDGE_SCHEMA, GenerationReply, JudgeReply, generation_schema
 from pg_mcp.ratelimit import TokenBucket
 from pg_mcp.settings import Settings
 from standin_model import StandinModel, free_port, gen, judge, standin_fixture, status  # noqa: F401
@@ -33,8 +32,6 @@ def make_llm(base_url: str, **kw: object) -> LLM:
         llm_timeout=float(settings_kw.get("llm_timeout", 5.0)),
         llm_max_retries=int(settings_kw.get("llm_max_retries", 3)),
     )
-    kw.setdefault("backoff_base", 0.01)
-    kw.setdefault("backoff_max", 0.05)
     return LLM(settings, **kw)  # type: ignore[arg-type]
 
 
@@ -42,7 +39,11 @@ def call(llm: LLM, schema: dict | None = None, **kw: object):  # type: ignore[no
     async def go():  # type: ignore[no-untyped-def]
         try:
             return await llm.complete_json(
-                MSGS, name="sql_query", schema=schema or generation_schema(), **kw
+                MSGS,
+                name="sql_query",
+                schema=schema or generation_schema(),
+                reply=JudgeReply if schema is JUDGE_SCHEMA else GenerationReply,
+                **kw,
             )  # type: ignore[arg-type]
         finally:
             await llm.aclose()
@@ -73,7 +74,7 @@ def test_judge_schema_is_integer_score() -> None:
 
 def test_base_url_without_key_uses_dummy_key(standin: StandinModel) -> None:
     standin.script = [judge(8)]
-    llm = LLM(Settings(openai_base_url=standin.base_url, model="m"), backoff_base=0.01)
+    llm = LLM(Settings(openai_base_url=standin.base_url, model="m"))
     c = call(llm, JUDGE_SCHEMA)
     assert c.data == {"reasoning": "looks right", "score": 8}
     assert standin.headers[0]["authorization"] == "Bearer not-needed"
@@ -111,7 +112,9 @@ def test_unusable_replies_are_returned_not_raised(
 
 
 def test_code_fenced_json_is_accepted() -> None:
-    data, err = parse_json_object('```json\n{"score": 9, "reasoning": "ok"}\n```', JUDGE_SCHEMA)
+    data, err = parse_reply(
+        '```json\n{"score": 9, "reasoning": "ok"}\n```', JudgeReply, JUDGE_SCHEMA
+    )
     assert err is None and data == {"score": 9, "reasoning": "ok"}
 
 
@@ -127,17 +130,24 @@ def test_429_then_500_then_success(standin: StandinModel) -> None:
     c = call(make_llm(standin.base_url), JUDGE_SCHEMA)
     assert c.data is not None and c.data["score"] == 9
     assert c.requests == 4 and len(standin.requests) == 4
+    # the SDK's own retries made them
+    assert [h["x-stainless-retry-count"] for h in standin.headers] == ["0", "1", "2", "3"]
 
 
-def test_retry_after_is_honoured_and_capped(standin: StandinModel) -> None:
+@pytest.mark.timeout(60)
+def test_retry_after_is_honoured_and_capped(
+    standin: StandinModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="openai")
     standin.script = [status(429, {"Retry-After": "0.3"}), judge(9)]
-    t0 = time.monotonic()
-    call(make_llm(standin.base_url), JUDGE_SCHEMA)
-    assert time.monotonic() - t0 >= 0.3
+    assert call(make_llm(standin.base_url), JUDGE_SCHEMA).data is not None
+    assert "Retrying request in 0.300000 seconds" in caplog.text  # the SDK waited as told
+    # a Retry-After past the deadline is not waited for: it fails now, with the status
     standin.script = [status(429, {"Retry-After": "100"}), judge(9)]
-    t0 = time.monotonic()
-    call(make_llm(standin.base_url, retry_after_cap=0.05), JUDGE_SCHEMA)
-    assert time.monotonic() - t0 < 5
+    with pytest.raises(PgMcpError) as e:
+        call(make_llm(standin.base_url), JUDGE_SCHEMA)
+    assert e.value.code == "LLM_ERROR" and "HTTP 429" in e.value.message
+    assert "would pass the deadline" in e.value.message and len(standin.requests) == 3
 
 
 def test_retry_after_header_parsing() -> None:
@@ -178,13 +188,12 @@ def test_json_schema_refused_falls_back_to_json_object(standin: StandinModel) ->
     assert "JSON Schema" in standin.requests[1]["messages"][-1]["content"]
 
 
+@pytest.mark.timeout(30)  # a hang guard: the deadline ends it (3 s)
 def test_dead_endpoint_gives_llm_error_within_deadline() -> None:
     llm = make_llm(f"http://127.0.0.1:{free_port()}/v1", llm_deadline=3.0)
-    t0 = time.monotonic()
     with pytest.raises(PgMcpError) as e:
         call(llm)
     assert e.value.code == "LLM_ERROR" and "cannot reach" in e.value.message
-    assert time.monotonic() - t0 < 3.0 + 1.0
 
 
 def test_dropped_connections_are_retried(standin: StandinModel) -> None:
@@ -193,30 +202,36 @@ def test_dropped_connections_are_retried(standin: StandinModel) -> None:
     assert c.data is not None and c.requests == 2
 
 
+@pytest.mark.timeout(30)  # a hang guard: the deadline ends it (1.2 s)
 def test_slower_than_deadline_gives_llm_timeout(standin: StandinModel) -> None:
     standin.default = {"delay": 5.0, "content": {"reasoning": "late", "score": 9}}
-    llm = make_llm(standin.base_url, llm_deadline=0.6, llm_timeout=0.25)
-    t0 = time.monotonic()
+    # the SDK's first backoff is 0.375-0.5 s: a second request fits in 1.2 s
+    llm = make_llm(standin.base_url, llm_deadline=1.2, llm_timeout=0.25)
     with pytest.raises(PgMcpError) as e:
         call(llm, JUDGE_SCHEMA)
-    elapsed = time.monotonic() - t0
     assert e.value.code == "LLM_TIMEOUT"
-    assert elapsed < 0.6 + 1.5
     assert len(standin.requests) >= 2  # the per-request timeout let it retry inside the deadline
 
 
+@pytest.mark.timeout(30)  # a hang guard: the deadline (0.4 s) ends it, not the 5 s reply
 def test_per_call_deadline_caps_a_single_slow_request(standin: StandinModel) -> None:
     standin.default = {"delay": 5.0, "content": {"reasoning": "late", "score": 9}}
     llm = make_llm(standin.base_url, llm_deadline=0.4, llm_timeout=60)
-    t0 = time.monotonic()
     with pytest.raises(PgMcpError) as e:
         call(llm, JUDGE_SCHEMA)
-    assert e.value.code == "LLM_TIMEOUT" and time.monotonic() - t0 < 2.0
+    assert e.value.code == "LLM_TIMEOUT" and len(standin.requests) == 1
 
 
 def test_circuit_breaker_opens_then_half_opens(standin: StandinModel) -> None:
     standin.default = status(500)
-    llm = make_llm(standin.base_url, llm_max_retries=0, breaker_threshold=3, breaker_cooldown=0.3)
+    now = [0.0]
+    llm = make_llm(
+        standin.base_url,
+        llm_max_retries=0,
+        breaker_threshold=3,
+        breaker_cooldown=0.3,
+        clock=lambda: now[0],
+    )
     for _ in range(3):
         with pytest.raises(PgMcpError) as e:
             call(llm)
@@ -230,7 +245,7 @@ def test_circuit_breaker_opens_then_half_opens(standin: StandinModel) -> None:
         and "retry in" in (e.value.hint or "")
     )
     assert len(standin.requests) == 3  # failed fast: no request went out
-    time.sleep(0.35)
+    now[0] += 0.35  # the cooldown passes
     assert llm.breaker.state == "half-open"
     standin.script = [judge(9)]
     assert call(llm, JUDGE_SCHEMA).data is not None
@@ -307,7 +322,7 @@ def test_breaker_report_releases_the_probe_whatever_the_outcome() -> None:
 
 
 def test_429s_do_not_trip_the_breaker(standin: StandinModel) -> None:
-    standin.default = status(429, {"Retry-After": "0"})
+    standin.default = status(429, {"Retry-After": "0.01"})  # (0: the SDK's own backoff)
     llm = make_llm(standin.base_url, llm_max_retries=4, breaker_threshold=2)
     with pytest.raises(PgMcpError) as e:
         call(llm)

@@ -470,3 +470,28 @@ def test_json_logs_scrub_secrets_and_carry_bound_fields() -> None:
     assert second["request_id"] == "abc123" and second["level"] == "warning"
     assert "request_id" not in third
     assert "exc" in fourth and "ValueError" in fourth["exc"]
+
+
+def test_one_conversion_between_verdict_run_result_and_error() -> None:
+    """PgMcpError.of is the one conversion of a refused Verdict or a failed RunResult into an
+    error; RunResult.failure is its inverse (sqlstate travels in details)."""
+    from pg_mcp.errors import PgMcpError
+    from pg_mcp.executor import RunResult
+    from pg_mcp.validator import validate_sql
+
+    verdict = validate_sql("SELECT 1; DROP TABLE t")
+    err = PgMcpError.of(verdict)
+    assert (err.code, err.message, err.hint, err.position) == (
+        verdict.code,
+        verdict.message,
+        verdict.hint,
+        verdict.position,
+    )
+    assert err.details == {}
+    original = PgMcpError(
+        "DB_ERROR", "division by zero", hint="h", position=8, details={"sqlstate": "22012", "x": 1}
+    )
+    run = RunResult.failure(original, "db1")
+    assert run.sqlstate == "22012" and run.details == {"x": 1}
+    back = PgMcpError.of(run)
+    assert back.to_dict() == original.to_dict()

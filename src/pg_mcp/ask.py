@@ -125,6 +125,7 @@ class Asker:
         metrics: Any = None,
         client: LLM | None = None,
         *,
+        discovery: Any = None,
         max_rows: int = 50,
         judge_rows: int = 20,
     ) -> None:
@@ -133,6 +134,11 @@ class Asker:
         self._cache = cache
         self.metrics = metrics
         self.llm = client if client is not None else LLM(settings)
+        if discovery is None:  # standalone (CLI, scripts): its own, kept across this Asker's asks
+            from pg_mcp.discovery import Discovery
+
+            discovery = Discovery(settings)
+        self.discovery = discovery  # the server passes its own: one resolution, one discovery
         self.buckets = KeyedBuckets(settings.ask_rate, settings.ask_burst, max_keys=1024)
         self.max_rows = max(1, min(max_rows, settings.max_rows))
         self.judge_rows = max(1, judge_rows)
@@ -148,14 +154,10 @@ class Asker:
         return self._cache
 
     def _reachable(self) -> list[str]:
-        from pg_mcp.discovery import list_databases
-
-        return [d.name for d in list_databases(self.settings)]
+        return list(self.discovery.names())
 
     def _resolve(self, name: str) -> str:
-        from pg_mcp.discovery import resolve_database
-
-        return resolve_database(self.settings, name)
+        return str(self.discovery.resolve(name))
 
     def _validate(self, sql: str, database: str, schema: DatabaseSchema) -> Any:
         from pg_mcp.validator import validate_sql
@@ -348,7 +350,11 @@ class Asker:
         for n in range(1, self.settings.max_attempts + 1):
             try:
                 comp = await self.llm.complete_json(
-                    messages, name="sql_query", schema=gen_schema, deadline=deadline
+                    messages,
+                    name="sql_query",
+                    schema=gen_schema,
+                    reply=prompts.ChoosingReply if choosing else prompts.GenerationReply,
+                    deadline=deadline,
                 )
             except PgMcpError as exc:
                 if exc.code in MODEL_FAILURES and any(a.ran for a in attempts):

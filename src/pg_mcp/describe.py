@@ -305,8 +305,7 @@ def column_values(
     n = max(1, min(int(n), settings.max_rows - 1))
     run = run_readonly(values_sql(table, column, n), schema.name, settings=settings, max_rows=n + 1)
     if not run.ok:
-        details = {"sqlstate": run.sqlstate} if run.sqlstate else None
-        raise PgMcpError(run.code or "DB_ERROR", run.message, hint=run.hint, details=details)
+        raise PgMcpError.of(run)
     rows = run.rows[:n]
     complete = len(run.rows) <= n and not run.truncated
     col = table.column(column)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -128,3 +130,47 @@ def pick_database(names: list[str], name: str | None, *, how: str = "name one") 
             else "reachable: " + ", ".join(names[:20]),
         )
     return name
+
+
+class Discovery:
+    """The one database resolution: which databases are reachable, discovered once and kept,
+    listed again on ``refresh`` or when a name is not known yet. The MCP server's state owns
+    one and hands it to ``ask`` (``Asker(discovery=...)``); a standalone Asker makes its own.
+    Thread-safe: concurrent first calls share one discovery (one connection)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        dsn: str | None = None,
+        before: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self._before = before  # e.g. the server's "make sure the embedded PostgreSQL is up"
+        self._databases: list[DatabaseInfo] | None = None
+        self._lock = threading.Lock()
+
+    def databases(self, refresh: bool = False) -> list[DatabaseInfo]:
+        """The reachable databases (name, size, comment), from the last discovery unless
+        ``refresh`` (or none was made yet)."""
+        known = self._databases
+        if known is not None and not refresh:
+            return known
+        with self._lock:
+            if self._databases is None or refresh:
+                if self._before is not None:
+                    self._before()
+                self._databases = list_databases(self.settings, self.dsn)
+            return self._databases
+
+    def names(self, refresh: bool = False) -> list[str]:
+        return [d.name for d in self.databases(refresh)]
+
+    def resolve(self, name: str | None, *, how: str = "name one") -> str:
+        """``name`` if reachable (listed again once when it is not known yet: created since?),
+        the only database when ``None``; else DATABASE_REQUIRED / UNKNOWN_DATABASE."""
+        names = self.names()
+        if name is not None and name not in names:
+            names = self.names(refresh=True)
+        return pick_database(names, name, how=how)

@@ -89,11 +89,10 @@ def ensure_running(home: Path) -> str:
         ) from None
     dsn = server.get_uri()
     if fresh:
-        _tune(dsn)
+        _tune(dsn)  # shared_buffers and max_connections take effect at the next start
         server.stop()
-        pgs.PostgresServer._instances.pop(pgdata, None)
         with contextlib.redirect_stdout(io.StringIO()):
-            server = pgs.get_server(pgdata, cleanup_mode=None)
+            server.start()  # the same handle, started again (public API of the wheel)
         dsn = server.get_uri()
     return dsn
 

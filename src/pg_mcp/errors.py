@@ -68,6 +68,22 @@ class PgMcpError(Exception):
         self.position = position
         self.details = details or {}
 
+    @classmethod
+    def of(cls, outcome: Any, default_code: str = "DB_ERROR") -> PgMcpError:
+        """The error a refused ``Verdict`` or a failed ``RunResult`` stands for: the one
+        conversion (``RunResult.failure`` is its inverse: ``sqlstate`` travels in ``details``)."""
+        details = dict(getattr(outcome, "details", None) or {})
+        sqlstate = getattr(outcome, "sqlstate", None)
+        if sqlstate:
+            details["sqlstate"] = sqlstate
+        return cls(
+            getattr(outcome, "code", None) or default_code,
+            getattr(outcome, "message", "") or "the query failed",
+            hint=getattr(outcome, "hint", None),
+            position=getattr(outcome, "position", None),
+            details=details or None,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ok": False, "code": self.code, "message": self.message}
         if self.hint:

@@ -1,33 +1,33 @@
 """The model client: Chat Completions with structured outputs, on any OpenAI-compatible endpoint.
 
-Resilience is ours, not the SDK's (``max_retries=0`` on the client), so it is
-explicit and testable:
+The openai SDK retries (``max_retries`` = ``settings.llm_max_retries``): 408/409/429/5xx,
+connection errors and timeouts, with its exponential backoff and jitter, honouring
+``retry-after-ms`` / ``Retry-After``. On top of it, ours:
 
-* retries with exponential backoff and full jitter on 408/409/429/5xx, connection
-  errors and timeouts, honouring ``retry-after-ms`` / ``Retry-After`` (capped);
-* one deadline across every retry (``deadline``, absolute ``time.monotonic()``;
-  default now + ``settings.llm_deadline``), each request limited to
+* one deadline across the call and all its retries (``deadline``, absolute
+  ``time.monotonic()``; default now + ``settings.llm_deadline``), each request limited to
   ``min(settings.llm_timeout, time left)``;
-* a circuit breaker: after ``breaker_threshold`` consecutive failed requests
-  (connection error, timeout, 5xx) it opens for ``breaker_cooldown`` seconds and
-  calls fail fast with LLM_ERROR "circuit open"; then one probe is let through
-  (half-open): success closes it, failure opens it again;
+* a circuit breaker: after ``breaker_threshold`` consecutive failed requests (connection
+  error, timeout, 5xx; counted when the call ends, the SDK's retries included) it opens for
+  ``breaker_cooldown`` seconds and calls fail fast with LLM_ERROR "circuit open"; then one
+  probe call is let through (half-open): success closes it, failure opens it again;
 * errors are PgMcpError LLM_ERROR / LLM_TIMEOUT / LLM_NOT_CONFIGURED whose text
   is scrubbed of the API key (and anything shaped like one).
 
-A reply that is not the JSON object the schema asks for is not an exception: it
-comes back as ``Completion(data=None, error=...)`` so the ask loop can feed the
-problem back to the model as a failed attempt.
+A reply that is not the JSON object the schema asks for is not an exception: it is checked
+with a pydantic model (``prompts.REPLY_MODELS``) and comes back as
+``Completion(data=None, error=...)`` so the ask loop can feed the problem back to the model
+as a failed attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import email.utils
 import json
 import logging
-import random
 import re
 import threading
 import time
@@ -36,14 +36,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from pg_mcp.errors import PgMcpError
+from pg_mcp.prompts import REPLY_MODELS
 from pg_mcp.secrets import Redactor
 from pg_mcp.settings import Settings
 
 log = logging.getLogger("pg_mcp.llm")
 
 DUMMY_KEY = "not-needed"
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 _KEY_SHAPED = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{6,})")
 
 
@@ -72,8 +74,40 @@ class Completion:
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
     model: str = ""
-    requests: int = 1  # HTTP requests it took (1 + retries)
+    requests: int = 1  # HTTP requests it took (1 + the SDK's retries)
     elapsed: float = 0.0
+
+
+@dataclass
+class _Tally:
+    """What the HTTP requests of one call did (the SDK retries inside one ``create``)."""
+
+    deadline: float = float("inf")  # time.monotonic() of the call's deadline
+    requests: int = 0
+    failed: int = 0  # requests that failed in a way that tells of ill health (timeout, 5xx, ...)
+    in_flight: bool = False
+    status: int | None = None  # of the last answered request
+    failure: str | None = None  # the last transport failure ("timeout" or an exception name)
+
+    def problem(self, per_request: float) -> str:
+        if self.in_flight or self.failure == "timeout":
+            return f"no answer within {per_request:.1f} s"
+        if self.failure:
+            return f"cannot reach the model endpoint ({self.failure})"
+        if self.status is not None:
+            return f"HTTP {self.status}"
+        return "no request was made"
+
+
+class _PastDeadline(Exception):
+    """A retryable answer whose Retry-After ends after the call's deadline: not worth waiting."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(status, detail)
+        self.status, self.detail = status, detail
+
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 # ------------------------------------------------------------------- circuit breaker
@@ -172,10 +206,8 @@ def retry_after_seconds(headers: Any) -> float | None:
     return None
 
 
-def parse_json_object(
-    text: str | None, schema: dict[str, Any]
-) -> tuple[dict[str, Any] | None, str | None]:
-    """Parse a reply defensively: ``(object, None)`` or ``(None, what was wrong)``."""
+def _json_body(text: str | None) -> tuple[Any, str | None]:
+    """The JSON value of a reply, defensively (code fences, prose around one object)."""
     if text is None or not text.strip():
         return None, "the reply was empty"
     body = text.strip()
@@ -183,62 +215,101 @@ def parse_json_object(
         body = re.sub(r"^```[a-zA-Z0-9_-]*\s*", "", body)
         body = re.sub(r"\s*```$", "", body)
     try:
-        data = json.loads(body)
+        return json.loads(body), None
     except json.JSONDecodeError as exc:
         start, end = body.find("{"), body.rfind("}")
-        data = None
         if 0 <= start < end:
-            try:
-                data = json.loads(body[start : end + 1])
-            except json.JSONDecodeError:
-                data = None
-        if data is None:
-            return None, f"the reply was not valid JSON ({exc.msg} at char {exc.pos})"
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(body[start : end + 1]), None
+        return None, f"the reply was not valid JSON ({exc.msg} at char {exc.pos})"
+
+
+def parse_reply(
+    text: str | None, reply: type[BaseModel], schema: dict[str, Any] | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Check a reply against its pydantic model: ``(object, None)`` or ``(None, what was
+    wrong)``. The object holds the properties the reply gave (``exclude_unset``); ``schema``
+    (the JSON schema sent) only names the expected types in the problem."""
+    data, problem = _json_body(text)
+    if problem:
+        return None, problem
     if not isinstance(data, dict):
         return None, f"the reply was JSON but not an object (got {type(data).__name__})"
-    props: dict[str, Any] = schema.get("properties", {})
-    for key in schema.get("required", []):
-        if key not in data:
+    try:
+        parsed = reply.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err.get("loc") else "?"
+        if err.get("type") == "missing":
             return None, f"the reply lacks the required property {key!r}"
-        want = props.get(key, {}).get("type")
-        value = data[key]
-        ok = {
-            "string": isinstance(value, str),
-            "integer": (isinstance(value, int) and not isinstance(value, bool))
-            or (isinstance(value, float) and value.is_integer()),
-            "number": isinstance(value, int | float) and not isinstance(value, bool),
-            "array": isinstance(value, list),
-            "object": isinstance(value, dict),
-            "boolean": isinstance(value, bool),
-        }.get(want, True)
-        if not ok:
-            return None, f"property {key!r} should be of type {want}"
-    return data, None
+        props = (schema or reply.model_json_schema()).get("properties", {})
+        want = props.get(key, {}).get("type") or "the schema's"
+        return None, f"property {key!r} should be of type {want}"
+    return parsed.model_dump(exclude_unset=True), None
+
+
+def _watched_client(tally: contextvars.ContextVar[_Tally | None], timeout: float) -> Any:
+    """An HTTP client for the SDK that tells the running call's tally about each request
+    (``AsyncClient.send`` is the public method the SDK calls once per attempt)."""
+    import httpx2
+
+    class WatchedClient(httpx2.AsyncClient):
+        async def send(self, request: Any, **kwargs: Any) -> Any:
+            t = tally.get()
+            if t is None:
+                return await super().send(request, **kwargs)
+            t.requests += 1
+            t.in_flight, t.failure = True, None
+            try:  # (cancelled by our deadline: still in flight, as far as the tally goes)
+                response = await super().send(request, **kwargs)
+            except httpx2.TimeoutException:
+                t.in_flight, t.failure = False, "timeout"
+                t.failed += 1
+                raise
+            except Exception as exc:
+                t.in_flight, t.failure = False, type(exc).__name__
+                t.failed += 1
+                raise
+            t.in_flight = False
+            t.status = status = response.status_code
+            if status >= 500:
+                t.failed += 1
+            if status in RETRYABLE_STATUS or status >= 500:
+                wait = retry_after_seconds(response.headers)
+                if wait is not None and time.monotonic() + wait >= t.deadline:
+                    # the SDK would sleep past our deadline: say so now (an exception that is
+                    # not the HTTP client's own passes through the SDK unchanged)
+                    body = await response.aread()
+                    await response.aclose()
+                    raise _PastDeadline(status, _body_detail(body))
+            return response
+
+    # the SDK's recommended defaults (openai.DefaultAsyncHttpx2Client), on our subclass
+    return WatchedClient(
+        timeout=timeout,
+        limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
+        follow_redirects=True,
+    )
 
 
 # --------------------------------------------------------------------------- client
 class LLM:
-    """Chat Completions with structured outputs and our own retries, deadline and breaker."""
+    """Chat Completions with structured outputs: the SDK's retries, our deadline and breaker."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        backoff_base: float = 0.5,
-        backoff_max: float = 8.0,
-        retry_after_cap: float = 30.0,
         max_retries: int | None = None,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
         redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
         self.model = settings.model
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.retry_after_cap = retry_after_cap
         self.max_retries = settings.llm_max_retries if max_retries is None else max_retries
-        self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown)
+        self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown, clock=clock)
         self.redact = redactor or Redactor(settings.secrets())
         for s in settings.secrets():
             self.redact.add(s)
@@ -246,6 +317,10 @@ class LLM:
             weakref.WeakKeyDictionary()
         )
         self._clients_lock = threading.Lock()
+        # the requests of the call running in this context (set per call; the HTTP client reads it)
+        self._tally: contextvars.ContextVar[_Tally | None] = contextvars.ContextVar(
+            "pg_mcp_llm_tally", default=None
+        )
         # "json_schema", or "json_object" once the endpoint has refused schemas
         self._json_mode = "json_schema"
 
@@ -284,8 +359,9 @@ class LLM:
                 client = AsyncOpenAI(
                     api_key=self._api_key(),
                     base_url=self.base_url,
-                    max_retries=0,  # retries are ours
+                    max_retries=self.max_retries,  # the SDK's retries, Retry-After honoured
                     timeout=self.settings.llm_timeout,
+                    http_client=_watched_client(self._tally, self.settings.llm_timeout),
                 )
                 self._clients[loop] = client
             return client
@@ -312,80 +388,85 @@ class LLM:
             "json_schema": {"name": name, "strict": True, "schema": schema},
         }
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.retry_after_cap)
-        return random.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**attempt)))
-
     async def complete_json(
         self,
         messages: list[dict[str, str]],
         *,
         name: str,
         schema: dict[str, Any],
+        reply: type[BaseModel] | None = None,
         deadline: float | None = None,
     ) -> Completion:
-        """One structured-output completion, retried within the deadline.
+        """One structured-output completion (the SDK retrying) within the deadline.
 
+        ``reply`` is the pydantic model the reply must fit (default: ``REPLY_MODELS[name]``).
         Raises PgMcpError LLM_ERROR / LLM_TIMEOUT / LLM_NOT_CONFIGURED; returns a
         Completion (possibly with ``data=None`` and ``error`` when the reply is unusable).
         """
         import openai
 
+        model = reply or REPLY_MODELS[name]
         client = self._get_client()
         started = time.monotonic()
         deadline = deadline if deadline is not None else started + self.settings.llm_deadline
-        last_problem = "no request was made"
-        last_was_timeout = False
-        attempt = 0
-        requests = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._timeout_error(started, last_problem)
-            if not self.breaker.allow():
-                wait = self.breaker.retry_in()
-                raise PgMcpError(
-                    "LLM_ERROR",
-                    f"circuit open: the model endpoint failed {self.breaker.threshold} times in a row"
-                    f" (last: {last_problem if requests else 'see earlier calls'})",
-                    hint=f"retry in {wait:.1f} s",
-                    details={"retry_after": round(wait, 3)},
-                )
-            per_request = max(0.001, min(self.settings.llm_timeout, remaining))
-            retry_after: float | None = None
-            requests += 1
-            # What this request tells the breaker; reported in the finally below, whatever ends
-            # it: "neutral" stays when it is cancelled or fails in an unexpected way.
-            verdict = "neutral"
-            try:
-                async with asyncio.timeout(per_request + 0.05):
-                    resp = await client.chat.completions.create(
-                        model=self.model,
-                        messages=self._with_schema_hint(messages, schema),
-                        response_format=self._response_format(name, schema),
-                        timeout=per_request,
+        tally = _Tally(deadline=deadline)
+        token = self._tally.set(tally)
+        try:
+            while True:  # twice at most: json_schema refused, then json_object
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._timeout_error(started, tally.problem(0.0))
+                if not self.breaker.allow():
+                    wait = self.breaker.retry_in()
+                    raise PgMcpError(
+                        "LLM_ERROR",
+                        f"circuit open: the model endpoint failed {self.breaker.threshold} times in a row"
+                        " (last: see earlier calls)",
+                        hint=f"retry in {wait:.1f} s",
+                        details={"retry_after": round(wait, 3)},
                     )
-            except (TimeoutError, openai.APITimeoutError):
-                verdict = "failure"
-                last_problem = f"no answer within {per_request:.1f} s"
-                last_was_timeout = True
-            except openai.APIConnectionError as exc:
-                verdict = "failure"
-                last_problem = (
-                    f"cannot reach the model endpoint ({type(exc.__cause__ or exc).__name__})"
-                )
-                last_was_timeout = False
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                detail = self._scrub(_status_detail(exc))
-                if status in RETRYABLE_STATUS or status >= 500:
+                per_request = max(0.001, min(self.settings.llm_timeout, remaining))
+                # What this call tells the breaker, reported in the finally below whatever ends
+                # it: "neutral" stays when it is cancelled or fails in an unexpected way.
+                verdict = "neutral"
+                try:
+                    async with asyncio.timeout(remaining):
+                        resp = await client.chat.completions.create(
+                            model=self.model,
+                            messages=self._with_schema_hint(messages, schema),
+                            response_format=self._response_format(name, schema),
+                            timeout=per_request,
+                        )
+                except TimeoutError:  # our deadline, in a request or between the SDK's retries
+                    problem = tally.problem(per_request)
+                    waiting = tally.in_flight or tally.failure == "timeout" or not tally.requests
+                    if waiting or tally.failure or (tally.status or 0) >= 500:
+                        verdict = "failure"
+                    if waiting:
+                        raise self._timeout_error(started, problem) from None
+                    raise PgMcpError(
+                        "LLM_ERROR",
+                        f"the model endpoint failed ({problem}); the next retry would pass the deadline",
+                        hint=_hint_for(problem),
+                    ) from None
+                except openai.APITimeoutError:
+                    verdict = "failure"
+                    raise self._timeout_error(
+                        started, f"no answer within {per_request:.1f} s"
+                    ) from None
+                except openai.APIConnectionError as exc:
+                    verdict = "failure"
+                    problem = (
+                        f"cannot reach the model endpoint ({type(exc.__cause__ or exc).__name__})"
+                    )
+                    raise self._exhausted(tally, problem) from None
+                except openai.APIStatusError as exc:
+                    status = exc.status_code
+                    detail = self._scrub(_status_detail(exc))
                     if status >= 500:
                         verdict = "failure"
-                    retry_after = retry_after_seconds(exc.response.headers)
-                    last_problem = f"HTTP {status}: {detail}"
-                    last_was_timeout = False
-                else:
+                    if status in (408, 409, 429) or status >= 500:  # the SDK's retries are spent
+                        raise self._exhausted(tally, f"HTTP {status}: {detail}") from None
                     if (
                         status == 400
                         and self._json_mode == "json_schema"
@@ -395,42 +476,41 @@ class LLM:
                         self._json_mode = "json_object"
                         continue
                     raise self._status_error(status, detail) from None
-            except PgMcpError:
-                raise
-            except Exception as exc:  # anything else from the SDK: unusable, not retried
-                raise PgMcpError(
-                    "LLM_ERROR", self._scrub(f"model call failed: {type(exc).__name__}: {exc}")
-                ) from None
-            else:
-                verdict = "success"
-                return self._completion(resp, schema, requests, time.monotonic() - started)
-            finally:
-                self.breaker.report(verdict)
+                except _PastDeadline as exc:
+                    if exc.status >= 500:
+                        verdict = "failure"
+                    problem = f"HTTP {exc.status}: {self._scrub(exc.detail)}"
+                    raise PgMcpError(
+                        "LLM_ERROR",
+                        f"the model endpoint failed ({problem}); the next retry would pass the deadline",
+                        hint=_hint_for(problem),
+                    ) from None
+                except PgMcpError:
+                    raise
+                except Exception as exc:  # anything else from the SDK: unusable, not retried
+                    raise PgMcpError(
+                        "LLM_ERROR", self._scrub(f"model call failed: {type(exc).__name__}: {exc}")
+                    ) from None
+                else:
+                    verdict = "success"
+                    return self._completion(
+                        resp, model, schema, max(1, tally.requests), time.monotonic() - started
+                    )
+                finally:
+                    if verdict == "failure":  # every failed request counts, as before the SDK
+                        for _ in range(max(1, tally.failed)):
+                            self.breaker.failure()
+                    else:
+                        self.breaker.report(verdict)
+        finally:
+            self._tally.reset(token)
 
-            # a retryable failure
-            if attempt >= self.max_retries:
-                if last_was_timeout:
-                    raise self._timeout_error(started, last_problem)
-                raise PgMcpError(
-                    "LLM_ERROR",
-                    f"the model endpoint failed after {requests} request(s): {last_problem}",
-                    hint=_hint_for(last_problem),
-                )
-            delay = self._backoff(attempt, retry_after)
-            attempt += 1
-            remaining = deadline - time.monotonic()
-            if delay >= remaining:
-                if last_was_timeout:
-                    raise self._timeout_error(started, last_problem)
-                raise PgMcpError(
-                    "LLM_ERROR",
-                    f"the model endpoint failed ({last_problem}); the next retry would pass the deadline",
-                    hint=_hint_for(last_problem),
-                )
-            log.info(
-                "model request %d failed (%s); retrying in %.2f s", requests, last_problem, delay
-            )
-            await asyncio.sleep(delay)
+    def _exhausted(self, tally: _Tally, problem: str) -> PgMcpError:
+        return PgMcpError(
+            "LLM_ERROR",
+            f"the model endpoint failed after {max(1, tally.requests)} request(s): {problem}",
+            hint=_hint_for(problem),
+        )
 
     def _with_schema_hint(
         self, messages: list[dict[str, str]], schema: dict[str, Any]
@@ -441,7 +521,12 @@ class LLM:
         return [*messages, {"role": "system", "content": hint}]
 
     def _completion(
-        self, resp: Any, schema: dict[str, Any], requests: int, elapsed: float
+        self,
+        resp: Any,
+        reply: type[BaseModel],
+        schema: dict[str, Any],
+        requests: int,
+        elapsed: float,
     ) -> Completion:
         usage = Usage()
         u = getattr(resp, "usage", None)
@@ -479,7 +564,7 @@ class LLM:
                 requests,
                 elapsed,
             )
-        data, problem = parse_json_object(content, schema)
+        data, problem = parse_reply(content, reply, schema)
         if problem and getattr(choice, "finish_reason", None) == "length":
             problem += " (the reply was cut off: finish_reason=length)"
         return Completion(data, content or "", problem, usage, model, requests, elapsed)
@@ -513,6 +598,19 @@ def _status_detail(exc: Any) -> str:
         msg = err.get("message") if isinstance(err, dict) else str(err)
     text = str(msg or getattr(exc, "message", "") or "").strip()
     text = " ".join(text.split())
+    return text[:300] or "no detail"
+
+
+def _body_detail(body: bytes) -> str:
+    """The error message of an error response's body (as ``_status_detail``)."""
+    try:
+        parsed: Any = json.loads(body or b"null")
+    except ValueError:
+        parsed = body.decode("utf-8", "replace")
+    if isinstance(parsed, dict):
+        err = parsed.get("error", parsed)
+        parsed = err.get("message") if isinstance(err, dict) else err
+    text = " ".join(str(parsed or "").split())
     return text[:300] or "no detail"
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from pg_mcp.datatext import CELL_CAP, json_cell, json_string, json_value
 
@@ -71,6 +73,46 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "required": ["reasoning", "score"],
     "additionalProperties": False,
 }
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON integer: an int, or a float with no fraction (``9.0``); never a bool or a string."""
+    if isinstance(value, bool | str):
+        raise ValueError("not an integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
+class GenerationReply(BaseModel):
+    """The generation reply (``generation_schema``); ``database`` only when choosing."""
+
+    model_config = ConfigDict(extra="allow")
+
+    database: str | None = None
+    tables: list[str]
+    sql: str
+    explanation: str
+
+
+class ChoosingReply(GenerationReply):
+    """The generation reply when several databases were offered: ``database`` is required."""
+
+    database: str
+
+
+class JudgeReply(BaseModel):
+    """The judge's reply (``JUDGE_SCHEMA``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    reasoning: str
+    score: JsonInt
+
+
+# the reply model of each schema name the ask loop sends
+REPLY_MODELS: dict[str, type[BaseModel]] = {"sql_query": GenerationReply, "judgement": JudgeReply}
 
 
 def generation_messages(

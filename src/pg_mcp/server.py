@@ -198,14 +198,13 @@ class ServerState:
     _pools: Any = None
     _cache: Any = None
     _asker: Any = None
-    _databases: list[DatabaseInfo] | None = None
+    _discovery: Any = None  # discovery.Discovery: the one database resolution, shared with ask
     _schemas: dict[str, DatabaseSchema] = field(default_factory=dict)
     _forced: dict[str, float] = field(default_factory=dict)  # db -> monotonic time of refresh
     _rendered: dict[str, tuple[Any, dict[str, str]]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _server_lock: threading.Lock = field(default_factory=threading.Lock)
-    _discovery_lock: threading.Lock = field(default_factory=threading.Lock)
     _server_ready: bool = False
 
     # --- blocking parts (run in worker threads) ----------------------------------------
@@ -238,16 +237,17 @@ class ServerState:
                 self._cache = SchemaCache(self.settings)
             return self._cache
 
-    def databases_sync(self, refresh: bool = False) -> list[DatabaseInfo]:
-        if self._databases is not None and not refresh:
-            return self._databases
-        with self._discovery_lock:  # concurrent first calls share one discovery
-            if self._databases is None or refresh:
-                from pg_mcp.discovery import list_databases
+    def discovery(self) -> Any:
+        """The server's database discovery (``discovery.Discovery``), made once; ``ask`` uses it too."""
+        with self._lock:
+            if self._discovery is None:
+                from pg_mcp.discovery import Discovery
 
-                self.server_sync()
-                self._databases = list_databases(self.settings)
-            return self._databases
+                self._discovery = Discovery(self.settings, before=self.server_sync)
+            return self._discovery
+
+    def databases_sync(self, refresh: bool = False) -> list[DatabaseInfo]:
+        return list(self.discovery().databases(refresh))
 
     def schema_sync(self, database: str, refresh: bool = False) -> DatabaseSchema:
         self.server_sync()
@@ -270,6 +270,7 @@ class ServerState:
                     pools=self.pools_sync(),
                     cache=self.cache_sync(),
                     metrics=self.metrics,
+                    discovery=self.discovery(),
                 )
             return self._asker
 
@@ -374,12 +375,9 @@ class ServerState:
 
     async def resolve(self, name: str | None) -> str:
         """The database to use: ``name`` if reachable, the only one when omitted."""
-        names = [d.name for d in await self.databases()]
-        if name is not None and name not in names:
-            names = [d.name for d in await self.databases(refresh=True)]  # created since?
-        from pg_mcp.discovery import pick_database
-
-        return pick_database(names, name, how="name one with the database argument")
+        return await anyio.to_thread.run_sync(
+            partial(self.discovery().resolve, name, how="name one with the database argument")
+        )
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -668,24 +666,17 @@ def build_server(
                     audit.record, settings, database=db, sql=sql, elapsed_ms=elapsed_ms
                 )
                 await anyio.to_thread.run_sync(partial(record, outcome=str(verdict.code)))
-                raise PgMcpError(
-                    verdict.code, verdict.message, hint=verdict.hint, position=verdict.position
-                )
+                raise PgMcpError.of(verdict)
             pools = await state.pools()
             cap = min(max_rows or settings.max_rows, settings.max_rows)
             # validated just above (same validator, the server's cached schema)
             run = partial(
                 execute, sql, db, settings=settings, pools=pools, max_rows=cap, validate=False
             )
-            data = (await anyio.to_thread.run_sync(run)).to_dict()
-            if not data.get("ok"):
-                raise PgMcpError(
-                    data.get("code") or "DB_ERROR",
-                    data.get("message") or "the query failed",
-                    hint=data.get("hint"),
-                    position=data.get("position"),
-                    details={"sqlstate": data["sqlstate"]} if data.get("sqlstate") else None,
-                )
+            result = await anyio.to_thread.run_sync(run)
+            if not result.ok:
+                raise PgMcpError.of(result)
+            data = result.to_dict()
             data["database"] = db
             call.fields.update(row_count=data.get("row_count"), truncated=data.get("truncated"))
             return QueryResult.model_validate(data)
