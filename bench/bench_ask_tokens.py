@@ -67,11 +67,11 @@ def main() -> int:
     ap.add_argument("--queries", default=str(ROOT / "fixtures" / "TEST_QUERIES.md"))
     args = ap.parse_args()
 
-    from pg_mcp import context, prompts
-    from pg_mcp.cache import SchemaCache
-    from pg_mcp.discovery import list_databases
-    from pg_mcp.settings import load_settings
-    from pg_mcp.testqueries import load_test_queries
+    from pg_mcp.ask import context, prompts
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.db.cache import SchemaCache
+    from pg_mcp.db.discovery import list_databases
+    from pg_mcp_dev.testqueries import load_test_queries
 
     settings = load_settings()
     if args.budget:

@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import psycopg
 
-    from pg_mcp.discovery import database_dsn, server_dsn
-    from pg_mcp.executor import Pools, run_readonly
-    from pg_mcp.settings import load_settings
-    from pg_mcp.validator import validate_sql
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.discovery import database_dsn, server_dsn
+    from pg_mcp.db.executor import Pools, run_readonly
 
     settings = load_settings()
     dsn = database_dsn(server_dsn(settings), args.db)

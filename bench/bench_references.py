@@ -87,16 +87,16 @@ END $$;
 
 def server_dsn() -> str:
     """The DSN pg-mcp uses (the embedded server's least-privilege reader by default)."""
-    from pg_mcp.discovery import server_dsn as dsn_of
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.db.discovery import server_dsn as dsn_of
 
     return dsn_of(load_settings())
 
 
 def admin_dsn() -> str:
     """The DSN that may create the benchmark database."""
-    from pg_mcp.discovery import admin_dsn as dsn_of
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.db.discovery import admin_dsn as dsn_of
 
     return dsn_of(load_settings())
 
@@ -105,7 +105,7 @@ def build(dsn: str, rebuild: bool) -> float:
     """Create the synthetic database unless an up-to-date one exists; return seconds spent."""
     import psycopg
 
-    from pg_mcp.discovery import database_dsn
+    from pg_mcp.db.discovery import database_dsn
 
     started = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -139,7 +139,7 @@ def pg_dump_for(dsn: str) -> str:
     """A pg_dump whose major version can dump this server (same major preferred)."""
     import psycopg
 
-    from pg_mcp import embedded
+    from pg_mcp.db import embedded
 
     with psycopg.connect(dsn) as conn:
         server_major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
@@ -160,7 +160,7 @@ def pg_dump_for(dsn: str) -> str:
 
 def cli() -> list[str]:
     script = Path(sys.executable).with_name("pg-mcp")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pg_mcp.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pg_mcp.cli.main"]
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
@@ -179,7 +179,7 @@ def main() -> int:
     ap.add_argument("--rebuild", action="store_true", help=f"recreate {DB} even if present")
     args = ap.parse_args()
 
-    from pg_mcp.discovery import database_dsn
+    from pg_mcp.db.discovery import database_dsn
 
     dsn = server_dsn()
     admin = admin_dsn()

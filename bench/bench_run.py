@@ -106,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import psycopg
 
-    from pg_mcp.discovery import admin_dsn, database_dsn, server_dsn
-    from pg_mcp.executor import Pools
-    from pg_mcp.fixtures import ensure_loaded
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.db.discovery import admin_dsn, database_dsn, server_dsn
+    from pg_mcp.db.executor import Pools
+    from pg_mcp_dev.fixtures import ensure_loaded
 
     db = f"pgmcp_bench_run_{uuid.uuid4().hex[:8]}"
     base = load_settings()
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 def _small(name: str, sql: str, nrows: int, args: Any, db_dsn: str, pools: Any) -> None:
     import psycopg
 
-    from pg_mcp.executor import run_readonly
+    from pg_mcp.db.executor import run_readonly
 
     default = psycopg.connect(db_dsn)  # autocommit off, prepare_threshold 5
     unprepared = psycopg.connect(db_dsn, prepare_threshold=None)
@@ -216,7 +216,7 @@ def _small(name: str, sql: str, nrows: int, args: Any, db_dsn: str, pools: Any) 
 def _big(n: int, db: str, db_dsn: str, pools: Any) -> None:
     import psycopg
 
-    from pg_mcp.executor import run_readonly
+    from pg_mcp.db.executor import run_readonly
 
     def ours() -> None:
         r = run_readonly(BIG_SQL, db, pools=pools, max_rows=CAP)

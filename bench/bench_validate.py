@@ -59,7 +59,7 @@ def hostile_texts(path: Path = ROOT / "tests" / "corpus" / "hostile.txt") -> lis
 
 
 def test_query_texts(path: Path = ROOT / "fixtures" / "TEST_QUERIES.md") -> list[str]:
-    from pg_mcp.testqueries import load_test_queries
+    from pg_mcp_dev.testqueries import load_test_queries
 
     return [c.sql for c in load_test_queries(path)]
 
@@ -89,9 +89,9 @@ def measure(
     from sqlglot.dialects.postgres import Postgres
     from sqlglot.errors import ErrorLevel
 
-    from pg_mcp import validator
-    from pg_mcp.settings import Settings
-    from pg_mcp.validator import validate_sql
+    from pg_mcp.core import validator
+    from pg_mcp.core.settings import Settings
+    from pg_mcp.core.validator import validate_sql
 
     settings = Settings()
     forget = validator._VERDICTS.clear  # the verdict cache: emptied before uncached timings

@@ -1,10 +1,10 @@
-"""Regenerate src/pg_mcp/data/builtin_functions.tsv, the reviewed table of built-in functions.
+"""Regenerate src/pg_mcp/core/data/builtin_functions.tsv, the reviewed table of built-in functions.
 
     .venv/bin/python scripts/classify_functions.py           # write it
     .venv/bin/python scripts/classify_functions.py --check   # exit 1 when it is stale
 
 Input: fixtures/pg_catalog/pg_proc-<major>.txt (one per supported major version, made by
-scripts/dump_pg_proc.py from a real server) and the rules in src/pg_mcp/functions.py
+scripts/dump_pg_proc.py from a real server) and the rules in src/pg_mcp/core/functions.py
 (deny FAMILIES, HARMLESS_VOLATILE). To support a new major version: dump it, add it to
 functions.SUPPORTED_MAJORS, run this, and review every new line of the diff.
 """
@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from pg_mcp import functions  # noqa: E402
 
 DUMPS = ROOT / "fixtures" / "pg_catalog"
-TABLE = ROOT / "src" / "pg_mcp" / "data" / "builtin_functions.tsv"
+TABLE = ROOT / "src" / "pg_mcp" / "core" / "data" / "builtin_functions.tsv"
 
 
 def generate(dumps_dir: Path = DUMPS) -> str:

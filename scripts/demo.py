@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PGMCP = [sys.executable, "-m", "pg_mcp.cli"]
+PGMCP = [sys.executable, "-m", "pg_mcp.cli.main"]
 
 
 def step(title: str) -> None:
@@ -41,7 +41,7 @@ def list_tools() -> None:
 
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "pg_mcp.cli", "serve"],
+            args=["-m", "pg_mcp.cli.main", "serve"],
             env={**os.environ, "PG_MCP_LOG_LEVEL": os.environ.get("PG_MCP_LOG_LEVEL", "WARNING")},
             cwd=str(ROOT),
         )

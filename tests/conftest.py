@@ -44,7 +44,7 @@ def pg_server() -> Iterator[tuple[str, str]]:
         with PostgresContainer("postgres:17", driver=None) as pg:
             yield "container", pg.get_connection_url()
         return
-    from pg_mcp import embedded
+    from pg_mcp.db import embedded
 
     yield "embedded", embedded.ensure_running(ROOT / ".pg-mcp")
 
@@ -63,7 +63,7 @@ def reader_dsn(pg_server: tuple[str, str]) -> str:
     """The test server as pg-mcp's least-privilege role (``pgmcp_reader``: pg_read_all_data,
     no superuser): what pg-mcp itself connects as. ``pg_dsn`` stays the administrator's, for
     creating databases and loading data."""
-    from pg_mcp import embedded
+    from pg_mcp.db import embedded
 
     kind, pg_dsn = pg_server
     if kind == "embedded":
@@ -76,7 +76,7 @@ def reader_dsn(pg_server: tuple[str, str]) -> str:
 def fixture_dsn(pg_dsn: str, reader_dsn: str) -> str:
     """The server DSN as pg-mcp's reader role, with the three fixture databases loaded (once
     per session, by the administrator)."""
-    from pg_mcp.fixtures import ensure_loaded
+    from pg_mcp_dev.fixtures import ensure_loaded
 
     ensure_loaded(pg_dsn)
     return reader_dsn
@@ -86,7 +86,7 @@ def fixture_dsn(pg_dsn: str, reader_dsn: str) -> str:
 def settings(fixture_dsn: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Settings pointing at the test server (as the reader role), with no config file and a
     private home."""
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
 
     home = tmp_path_factory.mktemp("pg-mcp-home")
     return load_settings(
@@ -95,7 +95,7 @@ def settings(fixture_dsn: str, tmp_path_factory: pytest.TempPathFactory):  # typ
 
 
 def db_dsn(server_dsn: str, dbname: str) -> str:
-    from pg_mcp.discovery import database_dsn
+    from pg_mcp.db.discovery import database_dsn
 
     return database_dsn(server_dsn, dbname)
 

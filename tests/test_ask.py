@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from conftest import scratch_database
-from pg_mcp.ask import Asker
-from pg_mcp.errors import PgMcpError
-from pg_mcp.llm import LLM
-from pg_mcp.settings import Settings
+from pg_mcp.ask.llm import LLM
+from pg_mcp.ask.loop import Asker
+from pg_mcp.core.errors import PgMcpError
+from pg_mcp.core.settings import Settings
 from standin_model import (  # noqa: F401
     StandinModel,
     free_port,
@@ -80,7 +80,7 @@ def base(
 
 @pytest.fixture(scope="module")
 def cache(base: Settings) -> Any:
-    from pg_mcp.cache import SchemaCache
+    from pg_mcp.db.cache import SchemaCache
 
     return SchemaCache(base)
 
@@ -219,8 +219,8 @@ def test_ask_uses_the_discovery_it_is_given_once_for_every_call(
 ) -> None:
     """The server hands ask its own discovery: asks do not list the databases again (a new
     connection and pg_database_size over all of them each time), named or not."""
-    from pg_mcp.discovery import Discovery
-    from pg_mcp.server import ServerState
+    from pg_mcp.db.discovery import Discovery
+    from pg_mcp.server.app import ServerState
 
     discoveries: list[int] = []
     discovery = Discovery(base, before=lambda: discoveries.append(1))
@@ -235,8 +235,8 @@ def test_ask_uses_the_discovery_it_is_given_once_for_every_call(
         asker.ask_sync(QUESTION, "no_such_db")
     assert e.value.code == "UNKNOWN_DATABASE" and discoveries == [1, 1]
     # the server's state: one discovery object, the asker's too
-    from pg_mcp.metrics import Metrics
-    from pg_mcp.secrets import Redactor
+    from pg_mcp.core.secrets import Redactor
+    from pg_mcp.server.metrics import Metrics
 
     state = ServerState(settings=s, metrics=Metrics(), redact=Redactor(()), warm_up=False)
     try:
@@ -320,7 +320,7 @@ def test_return_sql_still_runs_and_judges_without_rows(
 
 def _sample_literals(cache: Any, ask_db: str) -> set[str]:
     """Every sample value and enum label of the database, as the prompts would write them."""
-    from pg_mcp.datatext import sql_literal
+    from pg_mcp.core.datatext import sql_literal
 
     schema = cache.get(ask_db)
     return {
@@ -373,7 +373,7 @@ def test_send_samples_false_keeps_samples_and_enum_labels_out_of_the_prompts(
 
 
 def test_send_rows_and_samples_from_the_configuration(tmp_path: Path) -> None:
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
 
     config = tmp_path / "pg-mcp.toml"
     config.write_text("[ask]\nsend_rows = false\nsend_samples = false\n", encoding="utf-8")
@@ -413,14 +413,14 @@ def test_database_choice_among_several(
 ) -> None:
     import psycopg
 
-    from pg_mcp.discovery import database_dsn
+    from pg_mcp.db.discovery import database_dsn
 
     with psycopg.connect(database_dsn(pg_dsn, scratch_db), autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE weather_readings (reading_id int PRIMARY KEY, station text, temperature numeric);"
             "COMMENT ON TABLE weather_readings IS 'Hourly temperature readings of weather stations'"
         )
-    from pg_mcp.cache import SchemaCache
+    from pg_mcp.db.cache import SchemaCache
 
     s = base.with_(include=(ask_db, scratch_db))
     cache = SchemaCache(s)
@@ -472,7 +472,7 @@ def test_unshown_table_schema_is_sent_after_a_rejection(
 def test_metrics_receive_tokens(
     base: Settings, cache: Any, ask_db: str, standin: StandinModel
 ) -> None:
-    from pg_mcp.metrics import Metrics
+    from pg_mcp.server.metrics import Metrics
 
     m = Metrics()
     standin.default = auto_model()
@@ -522,7 +522,7 @@ def _cli_env(base: Settings, url: str, home: Path) -> dict[str, str]:
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pg_mcp.cli", "ask", *args],
+        [sys.executable, "-m", "pg_mcp.cli.main", "ask", *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -12,10 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pg_mcp.cache import SchemaCache
-from pg_mcp.discovery import database_dsn
-from pg_mcp.errors import PgMcpError
-from pg_mcp.settings import Policy, Settings
+from pg_mcp.core.errors import PgMcpError
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.db.cache import SchemaCache
+from pg_mcp.db.discovery import database_dsn
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_cache_cli(pg_dsn: str, reader_dsn: str, db: str, tmp_path: Path) -> Non
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "pg_mcp.cli", "cache", *args],
+            [sys.executable, "-m", "pg_mcp.cli.main", "cache", *args],
             env=env,
             capture_output=True,
             text=True,

@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pg_mcp.commands.run import cell_text, display_width, footer, render_table
-from pg_mcp.commands.validate import caret_lines
-from pg_mcp.discovery import database_dsn
+from pg_mcp.cli.commands.run import cell_text, display_width, footer, render_table
+from pg_mcp.cli.commands.validate import caret_lines
+from pg_mcp.db.discovery import database_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_MCP = str(Path(sys.executable).parent / "pg-mcp")

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pg_mcp.context import (
+from pg_mcp.ask.context import (
     estimate_tokens,
     rank_databases,
     render_schema,
@@ -16,7 +16,7 @@ from pg_mcp.context import (
     terms,
     words,
 )
-from pg_mcp.model import Column, Constraint, DatabaseSchema, Table
+from pg_mcp.core.model import Column, Constraint, DatabaseSchema, Table
 
 
 def col(
@@ -302,7 +302,7 @@ def test_tokenising() -> None:
 
 
 def test_functions_offered_when_usable_and_relevant(big: DatabaseSchema) -> None:
-    from pg_mcp.model import Function
+    from pg_mcp.core.model import Function
 
     funcs = [
         Function(

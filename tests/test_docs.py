@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pg_mcp.cli import COMMANDS, build_parser
-from pg_mcp.errors import CODES
+from pg_mcp.cli.main import COMMANDS, build_parser
+from pg_mcp.core.errors import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -60,7 +60,7 @@ def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_every_config_section_is_documented() -> None:
-    from pg_mcp.settings import _FILE_KEYS
+    from pg_mcp.core.settings import _FILE_KEYS
 
     for section, keys in _FILE_KEYS.items():
         assert f"[{section}]" in README, f"[{section}] missing from the configuration reference"
@@ -69,7 +69,7 @@ def test_every_config_section_is_documented() -> None:
 
 
 def test_every_environment_variable_is_documented() -> None:
-    from pg_mcp.settings import _ENV_KEYS
+    from pg_mcp.core.settings import _ENV_KEYS
 
     missing = [
         var for var in (*_ENV_KEYS, "PG_MCP_CONFIG", "PG_MCP_TEST_DSN") if f"`{var}`" not in README

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from pg_mcp.discovery import database_dsn
-from pg_mcp.doctor import assess, build_report, config_file, grant_statements, render_text
-from pg_mcp.settings import load_settings
+from pg_mcp.core.settings import load_settings
+from pg_mcp.db.discovery import database_dsn
+from pg_mcp.db.doctor import assess, build_report, config_file, grant_statements, render_text
 
 CLEAN = {
     "role": "reader",

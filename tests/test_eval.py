@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from pg_mcp import cli
-from pg_mcp.evaluate import compare_results, score_case, summarise, values_equal
-from pg_mcp.testqueries import QueryCase, load_test_queries
+from pg_mcp.cli import main as cli
+from pg_mcp_dev.evaluate import compare_results, score_case, summarise, values_equal
+from pg_mcp_dev.testqueries import QueryCase, load_test_queries
 from standin_model import StandinModel, gen, is_judge_request, judge, message_text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,23 +15,23 @@ import psycopg
 import pytest
 
 from conftest import scratch_database
-from pg_mcp.discovery import database_dsn as db_dsn
-from pg_mcp.executor import (
+from pg_mcp.core.settings import Settings, load_settings
+from pg_mcp.db.discovery import database_dsn as db_dsn
+from pg_mcp.db.executor import (
     DECLARE_PREFIX,
     Pools,
     RunResult,
     first_keyword,
     run_readonly,
 )
-from pg_mcp.settings import Settings, load_settings
-from pg_mcp.watchdog import Deadlines
+from pg_mcp.db.watchdog import Deadlines
 
 
 def make_settings(dsn: str, tmp: Path, **overrides: object) -> Settings:
     """Settings for the administrator's DSN, privileged role allowed on purpose: these tests
     prove the execution envelope holds for the worst role a user might configure (a superuser
     that could write anything), so no privilege of the role is what stops a write."""
-    from pg_mcp.settings import Policy
+    from pg_mcp.core.settings import Policy
 
     overrides.setdefault("policy", Policy(allow_privileged_role=True))
     return load_settings(
@@ -551,7 +551,7 @@ def test_pools_are_thread_safe_and_reused(pg_dsn: str, db: str, tmp_path: Path) 
 
 
 def test_validation_runs_first_by_default(db: str, pools: Pools) -> None:
-    pytest.importorskip("pg_mcp.validator")
+    pytest.importorskip("pg_mcp.core.validator")
     r = run_readonly("DELETE FROM t", db, pools=pools)
     assert not r.ok and r.code == "NOT_READ_ONLY"
     r = run_readonly("SELECT id FROM t ORDER BY id LIMIT 1", db, pools=pools)

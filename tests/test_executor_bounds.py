@@ -22,8 +22,8 @@ import pytest
 
 from conftest import scratch_database
 from netfault import Proxy
-from pg_mcp.executor import Pools, RunResult, first_keyword, run_readonly
-from pg_mcp.settings import Settings
+from pg_mcp.core.settings import Settings
+from pg_mcp.db.executor import Pools, RunResult, first_keyword, run_readonly
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_connections_carry_tcp_keepalives_and_user_timeout(
 def test_a_partition_mid_query_ends_in_a_clean_error(db: str, tmp_path: Path) -> None:
     """The proxy freezes while the query runs: neither the answer nor the cancel request gets
     through. The watchdog cuts the socket after its grace; the call returns TIMEOUT."""
-    from pg_mcp import embedded
+    from pg_mcp.db import embedded
 
     root = Path(__file__).resolve().parent.parent / ".pg-mcp"
     socket_dir = embedded.pgdata_dir(root)

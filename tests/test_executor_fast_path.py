@@ -17,14 +17,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import pg_mcp.pools
+import pg_mcp.db.pools
 from conftest import scratch_database
-from pg_mcp import validator
-from pg_mcp.discovery import database_dsn as db_dsn
-from pg_mcp.executor import FETCH_CHUNK, Pools, RunResult, run_readonly
-from pg_mcp.pools import CHECK_SKIP_SECONDS, quiet_socket
-from pg_mcp.settings import Policy, Settings, load_settings
-from pg_mcp.validator import validate_sql
+from pg_mcp.core import validator
+from pg_mcp.core.settings import Policy, Settings, load_settings
+from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.discovery import database_dsn as db_dsn
+from pg_mcp.db.executor import FETCH_CHUNK, Pools, RunResult, run_readonly
+from pg_mcp.db.pools import CHECK_SKIP_SECONDS, quiet_socket
 
 
 def make_settings(dsn: str, tmp: Path, **overrides: object) -> Settings:
@@ -162,7 +162,7 @@ def test_ping_is_skipped_only_for_a_recent_connection_with_a_quiet_socket(
 def test_a_dead_connection_handed_out_unchecked_is_retried_once(
     pg_dsn: str, db: str, pools: Pools, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pg_mcp.pools, "quiet_socket", lambda conn: True)  # as if not yet noticed
+    monkeypatch.setattr(pg_mcp.db.pools, "quiet_socket", lambda conn: True)  # as if not yet noticed
     pid = run("SELECT pg_backend_pid()", db, pools).rows[0][0]
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
@@ -176,7 +176,7 @@ def test_a_statement_that_kills_its_own_connection_is_not_run_again(
 ) -> None:
     """Retrying is only for a connection that was dead before the server answered anything:
     here BEGIN, the settings and DECLARE were answered, so the statement did start."""
-    monkeypatch.setattr(pg_mcp.pools, "quiet_socket", lambda conn: True)  # handed out unchecked
+    monkeypatch.setattr(pg_mcp.db.pools, "quiet_socket", lambda conn: True)  # handed out unchecked
     assert run("SELECT 1", db, pools).ok
     opened = pools.get(db).get_stats().get("connections_num", 0)
     r = run("SELECT pg_terminate_backend(pg_backend_pid())", db, pools)

@@ -71,7 +71,7 @@ def up(pgtemp: PgTemp, faults_db: str) -> Iterator[PgTemp]:
 
 
 def make_settings(pg: PgTemp, tmp_path: Path, **changes: Any) -> Any:
-    from pg_mcp.settings import Settings
+    from pg_mcp.core.settings import Settings
 
     changes.setdefault("connect_timeout", 2.0)
     changes.setdefault("statement_timeout", 3.0)
@@ -114,7 +114,7 @@ def code_of(result: Any) -> str:
 async def mcp_client(settings: Any, **kwargs: Any) -> AsyncIterator[Any]:
     from mcp.client import Client
 
-    from pg_mcp.server import build_server
+    from pg_mcp.server.app import build_server
 
     async with Client(build_server(settings, **kwargs)) as client:
         yield client
@@ -334,7 +334,7 @@ def backends_running(pg: PgTemp, marker: str) -> list[tuple[Any, ...]]:
 def test_runaway_query_under_1s_timeout_ends_in_about_2s_leaving_no_backend(
     up: PgTemp, tmp_path: Path
 ) -> None:
-    from pg_mcp.executor import Pools, run_readonly
+    from pg_mcp.db.executor import Pools, run_readonly
 
     marker = f"runaway_{uuid.uuid4().hex[:12]}"
     sql = f"/* {marker} */ {RUNAWAY}"

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pg_mcp.discovery import database_dsn as db_dsn
-from pg_mcp.errors import PgMcpError
-from pg_mcp.fixtures import (
+from pg_mcp.core.errors import PgMcpError
+from pg_mcp.db.discovery import database_dsn as db_dsn
+from pg_mcp_dev.fixtures import (
     SIZES,
     database_name,
     ensure_loaded,
@@ -321,7 +321,7 @@ def test_unknown_fixture_names_are_refused() -> None:
 
 
 def test_cli_fixtures_reports_up_to_date(fixture_dsn: str, tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from pg_mcp import cli
+    from pg_mcp.cli import main as cli
 
     monkeypatch.setenv("PG_MCP_DSN", fixture_dsn)
     monkeypatch.setenv("PG_MCP_HOME", str(tmp_path))

@@ -1,4 +1,4 @@
-"""The reviewed table of built-in functions (src/pg_mcp/data/builtin_functions.tsv).
+"""The reviewed table of built-in functions (src/pg_mcp/core/data/builtin_functions.tsv).
 
 It must classify every core pg_catalog function of every supported major version, be
 exactly what scripts/classify_functions.py generates from the committed dumps, and cover
@@ -13,12 +13,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pg_mcp import functions
-from pg_mcp.functions import HARMLESS_VOLATILE, SUPPORTED_MAJORS, SWITCH_PENDING, builtin, builtins
+from pg_mcp.core import functions
+from pg_mcp.core.functions import (
+    HARMLESS_VOLATILE,
+    SUPPORTED_MAJORS,
+    SWITCH_PENDING,
+    builtin,
+    builtins,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DUMPS = ROOT / "fixtures" / "pg_catalog"
-TABLE = ROOT / "src" / "pg_mcp" / "data" / "builtin_functions.tsv"
+TABLE = ROOT / "src" / "pg_mcp" / "core" / "data" / "builtin_functions.tsv"
 
 
 def dump(major: int) -> dict[str, set[str]]:

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 from conftest import db_dsn, scratch_database
-from pg_mcp.errors import CODES
-from pg_mcp.model import DatabaseSchema
-from pg_mcp.settings import Policy, Settings
-from pg_mcp.validator import validate_sql
+from pg_mcp.core.errors import CODES
+from pg_mcp.core.model import DatabaseSchema
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.core.validator import validate_sql
 
 # --- without a catalog: only reviewed built-ins (and SQL syntax) pass ----------------------
 
@@ -134,7 +134,7 @@ CREATE FUNCTION public.tidy(t text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELE
 
 @pytest.fixture(scope="module")
 def funcdb(pg_dsn: str) -> Iterator[tuple[str, DatabaseSchema]]:
-    from pg_mcp.introspect import introspect
+    from pg_mcp.db.introspect import introspect
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         if not conn.execute(
@@ -254,7 +254,7 @@ def test_no_spelling_sqlglot_types_smuggles_a_denied_function() -> None:
     """sqlglot turns many names into typed nodes (random -> Rand), some through builder
     functions the validator cannot map back. Every such spelling that names a denied built-in
     or a deny family must still be refused, with 0 to 3 arguments."""
-    from pg_mcp.functions import builtin, forbidden_family
+    from pg_mcp.core.functions import builtin, forbidden_family
 
     spellings = _sqlglot_spellings()
     assert len(spellings) > 200
@@ -271,7 +271,7 @@ def test_no_spelling_sqlglot_types_smuggles_a_denied_function() -> None:
 def test_every_allowed_builtin_sqlglot_types_is_accepted() -> None:
     """The other way round: a typed node standing for an allowed built-in is not refused as
     an unknown function (with the right number of arguments, 0 to 3 tried)."""
-    from pg_mcp.functions import builtin
+    from pg_mcp.core.functions import builtin
 
     refused = []
     for name in sorted(_sqlglot_spellings()):
@@ -287,8 +287,8 @@ def test_every_allowed_builtin_sqlglot_types_is_accepted() -> None:
 def test_ask_context_offers_only_functions_the_policy_names(
     funcdb: tuple[str, DatabaseSchema],
 ) -> None:
-    from pg_mcp.context import select_context
-    from pg_mcp.policy import is_function_allowed
+    from pg_mcp.ask.context import select_context
+    from pg_mcp.core.policy import is_function_allowed
 
     db = funcdb[1]
     everything = select_context(db, "price with tax", 4000)

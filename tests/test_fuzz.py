@@ -38,7 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pg_mcp.validator import validate_sql
+from pg_mcp.core.validator import validate_sql
 from pgtemp import PgTemp, pgtemp_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def _hostile() -> list[str]:
 def _test_queries() -> list[str]:
     path = ROOT / "fixtures" / "TEST_QUERIES.md"
     try:
-        from pg_mcp.testqueries import load_test_queries
+        from pg_mcp_dev.testqueries import load_test_queries
     except ImportError:
         return []
     return [c.sql for c in load_test_queries(path)] if path.exists() else []

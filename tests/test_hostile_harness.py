@@ -35,10 +35,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from pg_mcp.discovery import database_dsn
-from pg_mcp.executor import Pools, run_readonly
-from pg_mcp.settings import Policy, Settings
-from pg_mcp.validator import validate_sql
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.discovery import database_dsn
+from pg_mcp.db.executor import Pools, run_readonly
 from test_validator_corpus import CORPUS, load_hostile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +115,7 @@ def target(request: pytest.FixtureRequest, pg_server: tuple[str, str]) -> Iterat
         kind, admin = pg_server
         if kind != "embedded":
             pytest.skip("the data-directory checks need the embedded server's data directory")
-        from pg_mcp import embedded
+        from pg_mcp.db import embedded
 
         datadir = embedded.pgdata_dir(ROOT / ".pg-mcp")
         user = "pgserver" if os.geteuid() == 0 else None

@@ -29,7 +29,7 @@ import pytest
 from psycopg import sql
 
 from conftest import scratch_database
-from pg_mcp import datatext
+from pg_mcp.core import datatext
 from standin_model import (  # noqa: F401
     StandinModel,
     gen,
@@ -175,9 +175,9 @@ def test_quoted_forms_round_trip_and_stay_inert(pg_dsn: str, text: str) -> None:
 def test_references_show_database_text_as_data(
     hostile_db: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    from pg_mcp import render
-    from pg_mcp.cache import SchemaCache
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.db.cache import SchemaCache
+    from pg_mcp.refs import render
 
     out = tmp_path / "refs"
     pg_mcp(env, "references", "--db", hostile_db, "--out", str(out))
@@ -277,9 +277,9 @@ def test_mcp_resources_and_run_readonly_over_stdio(hostile_db: str, env: dict[st
 def test_ask_prompts_quote_database_text(
     hostile_db: str, env: dict[str, str], standin: StandinModel
 ) -> None:
-    from pg_mcp.ask import Asker
-    from pg_mcp.llm import LLM
-    from pg_mcp.settings import load_settings
+    from pg_mcp.ask.llm import LLM
+    from pg_mcp.ask.loop import Asker
+    from pg_mcp.core.settings import load_settings
 
     settings = load_settings(env=env, config_path=None).with_(
         openai_base_url=standin.base_url, openai_api_key="sk-test-hostile", model="standin-1"

@@ -514,7 +514,7 @@ async def test_ask_rate_limit_is_per_token(servers: Servers, tmp_path: Path) -> 
 
 
 def test_is_loopback() -> None:
-    from pg_mcp.httpauth import is_loopback
+    from pg_mcp.server.auth import is_loopback
 
     for host in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"):
         assert is_loopback(host), host
@@ -523,7 +523,7 @@ def test_is_loopback() -> None:
 
 
 def test_static_tokens_match_by_digest() -> None:
-    from pg_mcp.httpauth import StaticTokens
+    from pg_mcp.server.auth import StaticTokens
 
     one, two = new_token("a"), new_token("b")
     tokens = StaticTokens([one, two, one], scopes=["s"])
@@ -536,8 +536,8 @@ def test_static_tokens_match_by_digest() -> None:
 
 
 def test_tokens_file_rules(tmp_path: Path) -> None:
-    from pg_mcp.errors import PgMcpError
-    from pg_mcp.httpauth import read_tokens_file
+    from pg_mcp.core.errors import PgMcpError
+    from pg_mcp.server.auth import read_tokens_file
 
     one, two = new_token("a"), new_token("b")
     path = tmp_path / "tokens"
@@ -566,7 +566,7 @@ def test_tokens_file_rules(tmp_path: Path) -> None:
 
 
 def test_keyed_buckets_are_per_client_and_bounded() -> None:
-    from pg_mcp.ratelimit import KeyedBuckets
+    from pg_mcp.ask.ratelimit import KeyedBuckets
 
     now = [0.0]
     buckets = KeyedBuckets(rate=1.0, burst=2, max_keys=3, clock=lambda: now[0])
@@ -585,7 +585,7 @@ def test_keyed_buckets_are_per_client_and_bounded() -> None:
 def test_client_key() -> None:
     from mcp.server.auth.provider import AccessToken
 
-    from pg_mcp.httpauth import client_key
+    from pg_mcp.server.auth import client_key
 
     assert client_key(None) is None
     static = AccessToken(token="x", client_id="token:abc", scopes=[])
@@ -599,7 +599,7 @@ def test_client_key() -> None:
 
 
 def test_jwks_cache_refetches_at_most_once_a_minute(issuer: Issuer) -> None:
-    from pg_mcp.httpauth import JwksCache
+    from pg_mcp.server.auth import JwksCache
 
     now = [1000.0]
     cache = JwksCache(issuer.url, clock=lambda: now[0])
@@ -631,7 +631,7 @@ async def test_jwt_rejections_name_their_reason(
     """Each refused token of test_jwt_resource_server is refused for the reason it is about."""
     import logging
 
-    from pg_mcp.httpauth import JwksCache, JwtVerifier
+    from pg_mcp.server.auth import JwksCache, JwtVerifier
 
     resource = "https://pg.example/mcp"
     verifier = JwtVerifier(JwksCache(issuer.url), ISSUER, resource)
@@ -660,7 +660,7 @@ async def test_jwt_rejections_name_their_reason(
 
 
 def test_settings_http_section_and_secrets(tmp_path: Path) -> None:
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
 
     token, in_file = new_token("env"), new_token("file")
     path = tmp_path / "tokens"
@@ -680,9 +680,9 @@ def test_settings_http_section_and_secrets(tmp_path: Path) -> None:
 
 
 def test_incomplete_jwt_configuration_is_a_config_error() -> None:
-    from pg_mcp.errors import PgMcpError
-    from pg_mcp.httpauth import load_http_auth
-    from pg_mcp.settings import Settings
+    from pg_mcp.core.errors import PgMcpError
+    from pg_mcp.core.settings import Settings
+    from pg_mcp.server.auth import load_http_auth
 
     assert load_http_auth(Settings()) is None
     bad = {

@@ -11,17 +11,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pg_mcp.discovery import database_dsn
-from pg_mcp.errors import PgMcpError
-from pg_mcp.introspect import (
+from pg_mcp.core.errors import PgMcpError
+from pg_mcp.core.model import DatabaseSchema
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.db.discovery import database_dsn
+from pg_mcp.db.introspect import (
     WITHHELD_DEFINITION,
     catalog_sql,
     glob_regex,
     introspect,
     split_password,
 )
-from pg_mcp.model import DatabaseSchema
-from pg_mcp.settings import Policy, Settings
 
 GOLDEN_SQL = Path(__file__).parent / "golden" / "small_schema.sql"
 

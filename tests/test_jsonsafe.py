@@ -14,9 +14,8 @@ import psycopg
 import pytest
 from psycopg.types.range import Range
 
-from pg_mcp.discovery import database_dsn
-from pg_mcp.executor import Pools, run_readonly
-from pg_mcp.jsonsafe import (
+from pg_mcp.core.settings import load_settings
+from pg_mcp.core.values import (
     MAX_SAFE_INT,
     dumps,
     iso_duration,
@@ -25,7 +24,8 @@ from pg_mcp.jsonsafe import (
     row_jsonable,
     to_jsonable,
 )
-from pg_mcp.settings import load_settings
+from pg_mcp.db.discovery import database_dsn
+from pg_mcp.db.executor import Pools, run_readonly
 
 # --- pure ------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pg_mcp.jsonsafe import _decimal, numeric_from_text, rows_jsonable, to_jsonable
+from pg_mcp.core.values import _decimal, numeric_from_text, rows_jsonable, to_jsonable
 
 # PostgreSQL prints numerics in plain positional notation, never with an exponent.
 numerics = st.decimals(allow_nan=False, allow_infinity=False, places=None).map(

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from conftest import scratch_database
-from pg_mcp.embedded import READER_ROLE, with_user
-from pg_mcp.executor import run_readonly
-from pg_mcp.settings import Policy, Settings
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.db.embedded import READER_ROLE, with_user
+from pg_mcp.db.executor import run_readonly
 
 FILE_READER = "pgmcp_test_file_reader"
 PASSWORD = "Fr-31c9-test"
@@ -92,7 +92,7 @@ def test_a_missing_query_role_is_a_config_error(pg_dsn: str, db: str, tmp_path: 
 def test_cli_run_json_reports_the_refusal(pg_dsn: str, db: str, tmp_path: Path) -> None:
     env = {"PG_MCP_DSN": pg_dsn, "PG_MCP_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     p = subprocess.run(
-        [sys.executable, "-m", "pg_mcp.cli", "run", "--db", db, "--json", "SELECT 1"],
+        [sys.executable, "-m", "pg_mcp.cli.main", "run", "--db", db, "--json", "SELECT 1"],
         capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert p.returncode == 1
@@ -101,7 +101,7 @@ def test_cli_run_json_reports_the_refusal(pg_dsn: str, db: str, tmp_path: Path) 
 
 
 def test_doctor_says_queries_are_refused(pg_dsn: str, tmp_path: Path) -> None:
-    from pg_mcp.doctor import build_report, render_text
+    from pg_mcp.db.doctor import build_report, render_text
 
     report = build_report(Settings(dsn=pg_dsn, home=tmp_path))
     assert report["queries_refused"] is True

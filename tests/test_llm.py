@@ -7,11 +7,11 @@ import logging
 
 import pytest
 
-from pg_mcp.errors import PgMcpError
-from pg_mcp.llm import LLM, CircuitBreaker, parse_reply, retry_after_seconds
-from pg_mcp.prompts import JUDGE_SCHEMA, GenerationReply, JudgeReply, generation_schema
-from pg_mcp.ratelimit import TokenBucket
-from pg_mcp.settings import Settings
+from pg_mcp.ask.llm import LLM, CircuitBreaker, parse_reply, retry_after_seconds
+from pg_mcp.ask.prompts import JUDGE_SCHEMA, GenerationReply, JudgeReply, generation_schema
+from pg_mcp.ask.ratelimit import TokenBucket
+from pg_mcp.core.errors import PgMcpError
+from pg_mcp.core.settings import Settings
 from standin_model import StandinModel, free_port, gen, judge, standin_fixture, status  # noqa: F401
 
 SECRET = "sk-test-PGMCP-TOPSECRET-4f9a2c7e1b"

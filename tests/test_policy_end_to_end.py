@@ -5,11 +5,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pg_mcp.discovery import database_dsn
-from pg_mcp.introspect import introspect
-from pg_mcp.render import render_database
-from pg_mcp.settings import Policy, load_settings
-from pg_mcp.validator import validate_sql
+from pg_mcp.core.settings import Policy, load_settings
+from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.discovery import database_dsn
+from pg_mcp.db.introspect import introspect
+from pg_mcp.refs.render import render_database
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def test_unknown_object_against_a_stale_cached_schema_rereads_it(
     pg_dsn: str, reader_dsn: str, policy_db: str, tmp_path
 ) -> None:
     """A table created after the schema was cached is found on the next validation."""
-    from pg_mcp import validator
-    from pg_mcp.cache import SchemaCache
+    from pg_mcp.core import validator
+    from pg_mcp.db.cache import SchemaCache
 
     settings = load_settings(env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)}).with_(
         samples=False

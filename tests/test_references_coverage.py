@@ -2,7 +2,7 @@
 files stay small, the cache is written, and the access policy is obeyed.
 
 The expected objects are read from the catalogs with plain SQL, independently of
-pg_mcp.introspect, for each fixture database and for pagila/northwind when
+pg_mcp.db.introspect, for each fixture database and for pagila/northwind when
 ../shared/databases is present.
 """
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pg_mcp.cache import SchemaCache
-from pg_mcp.commands.references import MANIFEST, _replace_files, generate
-from pg_mcp.datatext import quote_text, sql_literal
-from pg_mcp.discovery import database_dsn
-from pg_mcp.render import MAX_FILE_BYTES
-from pg_mcp.settings import Policy, Settings
+from pg_mcp.cli.commands.references import MANIFEST, _replace_files, generate
+from pg_mcp.core.datatext import quote_text, sql_literal
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.db.cache import SchemaCache
+from pg_mcp.db.discovery import database_dsn
+from pg_mcp.refs.render import MAX_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "databases"
@@ -98,7 +98,7 @@ def _norm(text: str) -> str:
 
 def _shown(what: str, name: str) -> str:
     """How the reference writes a catalog object: comments quoted and capped, enum labels as
-    SQL literals (database text is data: pg_mcp.datatext), names as they are."""
+    SQL literals (database text is data: pg_mcp.core.datatext), names as they are."""
     if what == "comment":  # the catalog query returns them as `name` (63 bytes): a prefix
         return _norm(quote_text(name))[:-1]
     if what == "enum label":
@@ -127,7 +127,7 @@ def sample_dbs(pg_dsn: str) -> dict[str, str]:
     if not SHARED.is_dir():
         return {}
     try:
-        from pg_mcp.fixtures import ensure_sample_dbs
+        from pg_mcp_dev.fixtures import ensure_sample_dbs
     except ImportError:
         return {}
     return ensure_sample_dbs(pg_dsn, SHARED)
@@ -302,7 +302,7 @@ def test_references_cli(pg_dsn: str, reader_dsn: str, golden_db: str, tmp_path: 
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "pg_mcp.cli", "references", *args],
+            [sys.executable, "-m", "pg_mcp.cli.main", "references", *args],
             env=env,
             capture_output=True,
             text=True,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pg_mcp import render
-from pg_mcp.model import Column, Constraint, DatabaseSchema, Index, Table
+from pg_mcp.core.model import Column, Constraint, DatabaseSchema, Index, Table
+from pg_mcp.refs import render
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PG_MCP_UPDATE_GOLDEN") == "1"
@@ -20,9 +20,9 @@ UPDATE = os.environ.get("PG_MCP_UPDATE_GOLDEN") == "1"
 def _load_golden_db(pg_dsn: str, dbname: str) -> DatabaseSchema:
     import psycopg
 
-    from pg_mcp.discovery import database_dsn
-    from pg_mcp.introspect import introspect
-    from pg_mcp.settings import Settings
+    from pg_mcp.core.settings import Settings
+    from pg_mcp.db.discovery import database_dsn
+    from pg_mcp.db.introspect import introspect
 
     dsn = database_dsn(pg_dsn, dbname)
     with psycopg.connect(dsn, autocommit=True) as conn:

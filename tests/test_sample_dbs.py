@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pg_mcp.discovery import database_dsn
-from pg_mcp.errors import PgMcpError
-from pg_mcp.fixtures import SAMPLE_DBS, _psql_target, ensure_sample_dbs
+from pg_mcp.core.errors import PgMcpError
+from pg_mcp.db.discovery import database_dsn
+from pg_mcp_dev.fixtures import SAMPLE_DBS, _psql_target, ensure_sample_dbs
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "databases"
 needs_shared = pytest.mark.skipif(
@@ -95,7 +95,7 @@ def test_missing_folder_is_refused(pg_dsn: str, tmp_path: Path) -> None:
 def test_cli_skips_cleanly_without_the_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pg_mcp import cli
+    from pg_mcp.cli import main as cli
 
     monkeypatch.setenv("PG_MCP_HOME", str(tmp_path))
     monkeypatch.delenv("PG_MCP_CONFIG", raising=False)

@@ -1,6 +1,6 @@
 """Secrets beyond the catalogs (issue 10, item 2) and the validator's bounds (item 7).
 
-Each family of ``pg_mcp.policy.SECRET_FAMILIES`` is refused by default with ACCESS_DENIED and a
+Each family of ``pg_mcp.core.policy.SECRET_FAMILIES`` is refused by default with ACCESS_DENIED and a
 hint naming its switch, and accepted once the switch is set; then the same against a real
 PostgreSQL: planted secrets (a role's password after ANALYZE, a custom setting, a database
 setting) never come back through run_readonly, and an error that echoes a token is scrubbed.
@@ -16,11 +16,11 @@ import psycopg
 import pytest
 
 from conftest import scratch_database
-from pg_mcp.embedded import READER_ROLE
-from pg_mcp.executor import run_readonly
-from pg_mcp.model import Column, DatabaseSchema, Table
-from pg_mcp.settings import Policy, Settings
-from pg_mcp.validator import validate_sql
+from pg_mcp.core.model import Column, DatabaseSchema, Table
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.embedded import READER_ROLE
+from pg_mcp.db.executor import run_readonly
 
 # (SQL, the policy switch that allows it)
 REFUSED = [

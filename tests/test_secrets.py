@@ -22,9 +22,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pg_mcp.executor import run_readonly
-from pg_mcp.secrets import Redactor, dsn_password, redact_dsn
-from pg_mcp.settings import load_settings
+from pg_mcp.core.secrets import Redactor, dsn_password, redact_dsn
+from pg_mcp.core.settings import load_settings
+from pg_mcp.db.executor import run_readonly
 
 PG_MCP = str(Path(sys.executable).parent / "pg-mcp")
 

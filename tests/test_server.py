@@ -31,7 +31,7 @@ def anyio_backend() -> str:
 def _make_db(server_dsn: str, name: str, ddl: str | None = None) -> None:
     import psycopg
 
-    from pg_mcp.discovery import database_dsn
+    from pg_mcp.db.discovery import database_dsn
 
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -71,7 +71,7 @@ def dbs(pg_dsn: str) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def make_settings(pg_dsn: str, reader_dsn: str, dbs: tuple[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
 
     def make(**overrides: Any):  # type: ignore[no-untyped-def]
         env = {"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path / "home")}
@@ -86,8 +86,8 @@ def make_settings(pg_dsn: str, reader_dsn: str, dbs: tuple[str, str], tmp_path: 
 async def connect(settings: Any, **kwargs: Any) -> AsyncIterator[tuple[Any, Any]]:
     from mcp.client import Client
 
-    from pg_mcp.metrics import Metrics
-    from pg_mcp.server import build_server
+    from pg_mcp.server.app import build_server
+    from pg_mcp.server.metrics import Metrics
 
     metrics = Metrics()
     server = build_server(settings, metrics=metrics, **kwargs)
@@ -342,8 +342,8 @@ async def test_resources_list_and_read(make_settings, dbs, tmp_path) -> None:  #
 
 
 async def test_tool_calls_are_logged_with_a_request_id(make_settings, dbs, pg_dsn) -> None:  # type: ignore[no-untyped-def]
-    from pg_mcp.logs import JsonFormatter
-    from pg_mcp.secrets import Redactor
+    from pg_mcp.core.logs import JsonFormatter
+    from pg_mcp.core.secrets import Redactor
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -374,7 +374,7 @@ async def test_tool_calls_are_logged_with_a_request_id(make_settings, dbs, pg_ds
 
 
 def test_metrics_render_prometheus_text() -> None:
-    from pg_mcp.metrics import Metrics
+    from pg_mcp.server.metrics import Metrics
 
     m = Metrics(buckets=(0.1, 1.0))
     m.observe("run_readonly", "ok", 0.05)
@@ -416,7 +416,7 @@ def test_metrics_render_prometheus_text() -> None:
 def test_metrics_escape_labels_and_count_from_threads() -> None:
     import threading
 
-    from pg_mcp.metrics import Metrics
+    from pg_mcp.server.metrics import Metrics
 
     m = Metrics(tools=())
     m.observe('we"ird\\tool\n', "ok", 0.001)
@@ -436,7 +436,7 @@ def test_metrics_escape_labels_and_count_from_threads() -> None:
 
 
 def test_json_logs_scrub_secrets_and_carry_bound_fields() -> None:
-    from pg_mcp.logs import bind, log_event, setup_logging
+    from pg_mcp.core.logs import bind, log_event, setup_logging
 
     root = logging.getLogger()
     saved = (list(root.handlers), root.level, logging.getLogger("pg_mcp").level)
@@ -475,9 +475,9 @@ def test_json_logs_scrub_secrets_and_carry_bound_fields() -> None:
 def test_one_conversion_between_verdict_run_result_and_error() -> None:
     """PgMcpError.of is the one conversion of a refused Verdict or a failed RunResult into an
     error; RunResult.failure is its inverse (sqlstate travels in details)."""
-    from pg_mcp.errors import PgMcpError
-    from pg_mcp.executor import RunResult
-    from pg_mcp.validator import validate_sql
+    from pg_mcp.core.errors import PgMcpError
+    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.executor import RunResult
 
     verdict = validate_sql("SELECT 1; DROP TABLE t")
     err = PgMcpError.of(verdict)

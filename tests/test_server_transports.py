@@ -43,7 +43,7 @@ def anyio_backend() -> str:
 
 def with_password(dsn: str, password: str) -> tuple[str, str]:
     """(a DSN that carries a password, that password): ``password`` unless one is there."""
-    from pg_mcp.secrets import dsn_password
+    from pg_mcp.core.secrets import dsn_password
 
     existing = dsn_password(dsn)
     if existing:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pg_mcp import cli
-from pg_mcp.errors import CODES
+from pg_mcp.cli import main as cli
+from pg_mcp.core.errors import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = ROOT / "skills" / "pg-mcp"
@@ -258,7 +258,7 @@ def test_cli_commands_of_the_skill_work_end_to_end(settings) -> None:  # type: i
 
     def pg_mcp(*argv: str) -> tuple[int, dict[str, object]]:
         p = subprocess.run(
-            [sys.executable, "-m", "pg_mcp.cli", *argv],
+            [sys.executable, "-m", "pg_mcp.cli.main", *argv],
             capture_output=True,
             text=True,
             env=env,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pg_mcp.testqueries import (
+from pg_mcp_dev.testqueries import (
     LEVELS,
     Q_PREFIX,
     SQL_PREFIX,
@@ -201,7 +201,7 @@ def test_order_detection() -> None:
 
 @pytest.fixture(scope="module")
 def pools(settings) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    from pg_mcp.executor import Pools
+    from pg_mcp.db.executor import Pools
 
     with Pools(settings) as p:
         yield p
@@ -211,8 +211,8 @@ def pools(settings) -> Iterator[object]:  # type: ignore[no-untyped-def]
     "case", CASES, ids=[f"{c.database.removeprefix('db_pg_mcp_')}-{c.id}" for c in CASES]
 )
 def test_expected_sql_validates_and_returns_rows(case: QueryCase, settings, pools) -> None:  # type: ignore[no-untyped-def]
-    from pg_mcp.executor import run_readonly
-    from pg_mcp.validator import validate_sql
+    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.executor import run_readonly
 
     verdict = validate_sql(case.sql, case.database, settings=settings)
     assert verdict.ok, f"case {case.id} rejected: {verdict.code} {verdict.message} ({verdict.hint})"

@@ -17,11 +17,11 @@ def test_fixtures_and_run_readonly_on_a_container() -> None:
     import psycopg
     from testcontainers.postgres import PostgresContainer
 
-    from pg_mcp.discovery import database_dsn
-    from pg_mcp.embedded import READER_ROLE, provision_reader, with_user
-    from pg_mcp.executor import Pools, run_readonly
-    from pg_mcp.fixtures import ensure_loaded
-    from pg_mcp.settings import load_settings
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.db.discovery import database_dsn
+    from pg_mcp.db.embedded import READER_ROLE, provision_reader, with_user
+    from pg_mcp.db.executor import Pools, run_readonly
+    from pg_mcp_dev.fixtures import ensure_loaded
 
     with PostgresContainer("postgres:16", driver=None) as pg:
         dsn = pg.get_connection_url()

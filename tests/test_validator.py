@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pg_mcp import validate_sql as exported_validate_sql
-from pg_mcp.functions import FAMILIES, all_exact_names, describe, forbidden_family
-from pg_mcp.model import Column, DatabaseSchema, Extension, Function, Table
-from pg_mcp.policy import (
+from pg_mcp.core.functions import FAMILIES, all_exact_names, describe, forbidden_family
+from pg_mcp.core.model import Column, DatabaseSchema, Extension, Function, Table
+from pg_mcp.core.policy import (
     apply_policy,
     column_denial,
     is_column_denied,
@@ -24,8 +24,8 @@ from pg_mcp.policy import (
     is_table_denied,
     table_denial,
 )
-from pg_mcp.settings import Policy, Settings
-from pg_mcp.validator import Verdict, validate_sql
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.core.validator import Verdict, validate_sql
 
 # --- fixtures ---------------------------------------------------------------------------------
 
@@ -287,7 +287,7 @@ def test_fuzz_tricky_fragments_never_raise_nor_accept_danger(sql: str) -> None:
     v = validate_sql(sql)
     assert isinstance(v, Verdict)
     if v.ok:  # what is accepted holds no dangerous construct outside strings and comments
-        from pg_mcp.validator import pg_lex, split_statements
+        from pg_mcp.core.validator import pg_lex, split_statements
 
         lexed = pg_lex(sql)
         assert len(split_statements(lexed)) == 1, (sql, v)

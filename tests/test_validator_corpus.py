@@ -3,7 +3,7 @@
 - tests/corpus/hostile.txt: every entry is refused with exactly its expected code.
 - tests/corpus/legit.sql: every query is accepted (without a schema and with the real
   schema of a scratch database, so no false UNKNOWN_OBJECT) and runs through
-  pg_mcp.executor.run_readonly (validated again against the cached schema, then run in a
+  pg_mcp.db.executor.run_readonly (validated again against the cached schema, then run in a
   read-only transaction on PostgreSQL).
 - PostgreSQL itself is the oracle for statement splitting: whatever validate_sql calls
   MULTIPLE_STATEMENTS, PostgreSQL refuses to prepare as one statement, and random
@@ -21,12 +21,12 @@ import psycopg
 import pytest
 
 from conftest import scratch_database
-from pg_mcp.model import Column, DatabaseSchema, Function, Table
-from pg_mcp.settings import Policy, Settings
-from pg_mcp.validator import statement_starts, validate_sql
+from pg_mcp.core.model import Column, DatabaseSchema, Function, Table
+from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.core.validator import statement_starts, validate_sql
 
 if TYPE_CHECKING:
-    from pg_mcp.executor import Pools
+    from pg_mcp.db.executor import Pools
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -97,7 +97,7 @@ def test_hostile(code: str, desc: str, sql: str) -> None:
 
 
 def test_every_forbidden_family_is_in_the_corpus() -> None:
-    from pg_mcp.functions import FAMILIES, UNREVIEWED_VOLATILE, builtin, forbidden_family
+    from pg_mcp.core.functions import FAMILIES, UNREVIEWED_VOLATILE, builtin, forbidden_family
 
     seen = set()
     for code, _, sql in HOSTILE:
@@ -157,7 +157,7 @@ def catalog_schema(conn: psycopg.Connection, name: str) -> DatabaseSchema:
 @pytest.fixture(scope="module")
 def legit_db(pg_dsn: str) -> Iterator[tuple[str, DatabaseSchema]]:
     """A module-wide scratch database holding legit_setup.sql: (dsn, schema)."""
-    from pg_mcp.discovery import database_dsn
+    from pg_mcp.db.discovery import database_dsn
 
     setup = (CORPUS / "legit_setup.sql").read_text(encoding="utf-8")
     with scratch_database(pg_dsn, setup, "validator") as name:
@@ -183,9 +183,9 @@ def executor(
     legit_db: tuple[str, DatabaseSchema],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Settings, Pools]]:
-    """Settings for the test server and a pool set, for pg_mcp.executor.run_readonly."""
-    from pg_mcp.executor import Pools
-    from pg_mcp.settings import load_settings
+    """Settings for the test server and a pool set, for pg_mcp.db.executor.run_readonly."""
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.db.executor import Pools
 
     home = tmp_path_factory.mktemp("validator-home")
     s = allow_discounted(
@@ -219,7 +219,7 @@ def test_legit(
     legit_db: tuple[str, DatabaseSchema],
     executor: tuple[Settings, Pools],
 ) -> None:
-    from pg_mcp.executor import run_readonly
+    from pg_mcp.db.executor import run_readonly
 
     plain = validate_sql(sql)
     if calls_user_function(sql):  # without the catalog only reviewed built-ins pass
@@ -319,7 +319,7 @@ def _random_texts(n: int, seed: int) -> list[str]:
 
 
 def test_fast_splitter_matches_the_token_lexer() -> None:
-    from pg_mcp.validator import LexError, pg_lex, split_statements
+    from pg_mcp.core.validator import LexError, pg_lex, split_statements
 
     for text in _random_texts(3000, seed=7):
         try:
@@ -363,8 +363,8 @@ def test_splitting_agrees_with_postgres(ro_conn: psycopg.Connection) -> None:
 def test_database_name_loads_the_schema_lazily(
     pg_dsn: str, reader_dsn: str, legit_db: tuple[str, DatabaseSchema], tmp_path: Path
 ) -> None:
-    """validate_sql(sql, database) reads the schema through pg_mcp.cache (introspection)."""
-    from pg_mcp.settings import load_settings
+    """validate_sql(sql, database) reads the schema through pg_mcp.db.cache (introspection)."""
+    from pg_mcp.core.settings import load_settings
 
     name = legit_db[1].name
     s = allow_discounted(
@@ -384,7 +384,7 @@ def test_policy_with_an_introspected_schema(
     pg_dsn: str, reader_dsn: str, legit_db: tuple[str, DatabaseSchema], tmp_path: Path
 ) -> None:
     """introspect leaves denied columns out of the model: * and explicit names are still refused."""
-    from pg_mcp.settings import Policy, load_settings
+    from pg_mcp.core.settings import Policy, load_settings
 
     name = legit_db[1].name
     s = load_settings(

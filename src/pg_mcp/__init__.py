@@ -19,19 +19,19 @@ __all__ = [
 ]
 
 _LAZY = {
-    "validate_sql": "pg_mcp.validator",
-    "run_readonly": "pg_mcp.executor",
-    "PgMcpError": "pg_mcp.errors",
-    "load_settings": "pg_mcp.settings",
-    "build_server": "pg_mcp.server",
+    "validate_sql": "pg_mcp.core.validator",
+    "run_readonly": "pg_mcp.db.executor",
+    "PgMcpError": "pg_mcp.core.errors",
+    "load_settings": "pg_mcp.core.settings",
+    "build_server": "pg_mcp.server.app",
 }
 
 if TYPE_CHECKING:
-    from pg_mcp.errors import PgMcpError
-    from pg_mcp.executor import run_readonly
-    from pg_mcp.server import build_server
-    from pg_mcp.settings import load_settings
-    from pg_mcp.validator import validate_sql
+    from pg_mcp.core.errors import PgMcpError
+    from pg_mcp.core.settings import load_settings
+    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.executor import run_readonly
+    from pg_mcp.server.app import build_server
 
 
 def __getattr__(name: str) -> Any:
