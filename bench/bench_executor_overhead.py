@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     import psycopg
 
     from pg_mcp.core.settings import load_settings
-    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.checker import validate_sql
     from pg_mcp.db.discovery import database_dsn, server_dsn
     from pg_mcp.db.executor import Pools, run_readonly
 

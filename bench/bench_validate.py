@@ -89,12 +89,11 @@ def measure(
     from sqlglot.dialects.postgres import Postgres
     from sqlglot.errors import ErrorLevel
 
-    from pg_mcp.core import validator
     from pg_mcp.core.settings import Settings
-    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.checker import Checker
 
-    settings = Settings()
-    forget = validator._VERDICTS.clear  # the verdict cache: emptied before uncached timings
+    checker = Checker(Settings())
+    forget = checker.forget  # the verdict cache: emptied before uncached timings
 
     dialect = Postgres()
     tokenizer = dialect.tokenizer()
@@ -115,7 +114,7 @@ def measure(
             return None
 
     def validate(sql: str) -> object:
-        return validate_sql(sql, settings=settings)
+        return checker.validate(sql)
 
     for sql in texts:  # warm-up: imports, sqlglot's tries, first-call costs
         forget()

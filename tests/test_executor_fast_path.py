@@ -19,9 +19,8 @@ import pytest
 
 import pg_mcp.db.pools
 from conftest import scratch_database
-from pg_mcp.core import validator
 from pg_mcp.core.settings import Policy, Settings, load_settings
-from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.checker import Checker, validate_sql
 from pg_mcp.db.discovery import database_dsn as db_dsn
 from pg_mcp.db.executor import FETCH_CHUNK, Pools, RunResult, run_readonly
 from pg_mcp.db.pools import CHECK_SKIP_SECONDS, quiet_socket
@@ -193,33 +192,35 @@ def test_verdicts_are_cached_per_sql_database_and_settings(
     pg_dsn: str, db: str, tmp_path: Path
 ) -> None:
     s = make_settings(pg_dsn, tmp_path)
+    checker = Checker(s)
     sql = f"SELECT id FROM t /* {uuid.uuid4().hex} */"
-    first = validate_sql(sql, db, settings=s)
+    first = checker.validate(sql, db)
     assert first.ok, first
-    assert (sql, db, s) in validator._VERDICTS._entries
+    assert checker.cached(sql, db)
     first.tables.append("mutated")  # callers get copies: the cache is not changed through them
-    again = validate_sql(sql, db, settings=s)
+    again = checker.validate(sql, db)
     assert again.ok and again.tables == ["public.t"] and again is not first
-    denied = s.with_(policy=dataclasses.replace(s.policy, deny_tables=("public.t",)))
-    assert validate_sql(sql, db, settings=denied).code == "ACCESS_DENIED"
-    assert validate_sql(sql, settings=denied).code == "ACCESS_DENIED"
-    assert validate_sql(sql, settings=s).ok
+    denied = Checker(s.with_(policy=dataclasses.replace(s.policy, deny_tables=("public.t",))))
+    assert denied.validate(sql, db).code == "ACCESS_DENIED"
+    assert denied.validate(sql).code == "ACCESS_DENIED"
+    assert checker.validate(sql).ok
 
 
 def test_a_cached_verdict_lapses_when_the_schema_cache_serves_a_new_model(
     pg_dsn: str, db: str, tmp_path: Path
 ) -> None:
     s = make_settings(pg_dsn, tmp_path)
+    checker = Checker(s)
     table = f"new_{uuid.uuid4().hex[:8]}"
     sql = f"SELECT a FROM {table}"
-    assert validate_sql(sql, db, settings=s).code == "UNKNOWN_OBJECT"
+    assert checker.validate(sql, db).code == "UNKNOWN_OBJECT"
     with psycopg.connect(db_dsn(pg_dsn, db), autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {table} (a int)")
     try:
         # the same model is served (within its TTL): the same verdict, as without a cache
-        assert validate_sql(sql, db, settings=s).code == "UNKNOWN_OBJECT"
-        validator._schema_cache(s).refresh(db)  # a new model object
-        assert validate_sql(sql, db, settings=s).ok
+        assert checker.validate(sql, db).code == "UNKNOWN_OBJECT"
+        checker.cache.refresh(db)  # a new model object
+        assert checker.validate(sql, db).ok
     finally:
         with psycopg.connect(db_dsn(pg_dsn, db), autocommit=True) as conn:
             conn.execute(f"DROP TABLE {table}")
@@ -227,7 +228,7 @@ def test_a_cached_verdict_lapses_when_the_schema_cache_serves_a_new_model(
 
 def test_a_callers_own_schema_is_never_cached(pg_dsn: str, db: str, tmp_path: Path) -> None:
     s = make_settings(pg_dsn, tmp_path)
-    model = validator._schema_cache(s).get(db)
+    model = Checker(s).cache.get(db)
     from copy import deepcopy
 
     mine = deepcopy(model)

@@ -16,7 +16,7 @@ from conftest import db_dsn, scratch_database
 from pg_mcp.core.errors import CODES
 from pg_mcp.core.model import DatabaseSchema
 from pg_mcp.core.settings import Policy, Settings
-from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.checker import validate_sql
 
 # --- without a catalog: only reviewed built-ins (and SQL syntax) pass ----------------------
 

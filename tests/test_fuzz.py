@@ -38,7 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.checker import validate_sql
 from pgtemp import PgTemp, pgtemp_fixture  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ import psycopg
 import pytest
 
 from pg_mcp.core.settings import Policy, Settings
-from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.checker import validate_sql
 from pg_mcp.db.discovery import database_dsn
 from pg_mcp.db.executor import Pools, run_readonly
 from test_validator_corpus import CORPUS, load_hostile

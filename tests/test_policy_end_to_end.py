@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from pg_mcp.core.settings import Policy, load_settings
-from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.checker import validate_sql
 from pg_mcp.db.discovery import database_dsn
 from pg_mcp.db.introspect import introspect
 from pg_mcp.refs.render import render_database
@@ -52,21 +52,22 @@ def test_unknown_object_against_a_stale_cached_schema_rereads_it(
     pg_dsn: str, reader_dsn: str, policy_db: str, tmp_path
 ) -> None:
     """A table created after the schema was cached is found on the next validation."""
-    from pg_mcp.core import validator
     from pg_mcp.db.cache import SchemaCache
+    from pg_mcp.db.checker import STALE_SCHEMA_SECONDS, Checker
 
     settings = load_settings(env={"PG_MCP_DSN": reader_dsn, "PG_MCP_HOME": str(tmp_path)}).with_(
         samples=False
     )
-    cache = validator._schema_cache(settings)
+    checker = Checker(settings)
+    cache = checker.cache
     assert isinstance(cache, SchemaCache)
     schema = cache.get(policy_db)
     assert schema.table("invoices") is None
     with psycopg.connect(database_dsn(pg_dsn, policy_db), autocommit=True) as conn:
         conn.execute("CREATE TABLE invoices (id int PRIMARY KEY, amount numeric)")
-    fresh = validate_sql("SELECT amount FROM invoices", policy_db, settings=settings)
+    fresh = checker.validate("SELECT amount FROM invoices", policy_db)
     assert fresh.code == "UNKNOWN_OBJECT"  # the cache was just read: no re-read storm
     held, at = cache._mem[policy_db]
-    cache._mem[policy_db] = (held, at - validator.STALE_SCHEMA_SECONDS - 1)  # age it
-    later = validate_sql("SELECT amount FROM invoices", policy_db, settings=settings)
+    cache._mem[policy_db] = (held, at - STALE_SCHEMA_SECONDS - 1)  # age it
+    later = checker.validate("SELECT amount FROM invoices", policy_db)
     assert later.ok, later.message

@@ -18,7 +18,7 @@ import pytest
 from conftest import scratch_database
 from pg_mcp.core.model import Column, DatabaseSchema, Table
 from pg_mcp.core.settings import Policy, Settings
-from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.checker import validate_sql
 from pg_mcp.db.embedded import READER_ROLE
 from pg_mcp.db.executor import run_readonly
 

@@ -476,7 +476,7 @@ def test_one_conversion_between_verdict_run_result_and_error() -> None:
     """PgMcpError.of is the one conversion of a refused Verdict or a failed RunResult into an
     error; RunResult.failure is its inverse (sqlstate travels in details)."""
     from pg_mcp.core.errors import PgMcpError
-    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.checker import validate_sql
     from pg_mcp.db.executor import RunResult
 
     verdict = validate_sql("SELECT 1; DROP TABLE t")

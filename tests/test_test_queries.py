@@ -211,7 +211,7 @@ def pools(settings) -> Iterator[object]:  # type: ignore[no-untyped-def]
     "case", CASES, ids=[f"{c.database.removeprefix('db_pg_mcp_')}-{c.id}" for c in CASES]
 )
 def test_expected_sql_validates_and_returns_rows(case: QueryCase, settings, pools) -> None:  # type: ignore[no-untyped-def]
-    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.checker import validate_sql
     from pg_mcp.db.executor import run_readonly
 
     verdict = validate_sql(case.sql, case.database, settings=settings)

@@ -25,7 +25,8 @@ from pg_mcp.core.policy import (
     table_denial,
 )
 from pg_mcp.core.settings import Policy, Settings
-from pg_mcp.core.validator import Verdict, validate_sql
+from pg_mcp.core.validator import Verdict
+from pg_mcp.db.checker import validate_sql
 
 # --- fixtures ---------------------------------------------------------------------------------
 

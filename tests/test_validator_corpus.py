@@ -23,7 +23,8 @@ import pytest
 from conftest import scratch_database
 from pg_mcp.core.model import Column, DatabaseSchema, Function, Table
 from pg_mcp.core.settings import Policy, Settings
-from pg_mcp.core.validator import statement_starts, validate_sql
+from pg_mcp.core.validator import statement_starts
+from pg_mcp.db.checker import validate_sql
 
 if TYPE_CHECKING:
     from pg_mcp.db.executor import Pools

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from pg_mcp.core.version import VERSION as __version__
 
 __all__ = [
     "PgMcpError",
@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "validate_sql": "pg_mcp.core.validator",
+    "validate_sql": "pg_mcp.db.checker",
     "run_readonly": "pg_mcp.db.executor",
     "PgMcpError": "pg_mcp.core.errors",
     "load_settings": "pg_mcp.core.settings",
@@ -29,7 +29,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from pg_mcp.core.errors import PgMcpError
     from pg_mcp.core.settings import load_settings
-    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.checker import validate_sql
     from pg_mcp.db.executor import run_readonly
     from pg_mcp.server.app import build_server
 

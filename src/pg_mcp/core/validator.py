@@ -1,6 +1,8 @@
 """validate_sql: decide, without running anything, whether SQL may run.
 
-Pure core (no I/O except the optional lazy schema load). The decision is an
+Pure core: no I/O. The schema is passed in, or a loader for it is (``load_schema``, called
+only when a query got far enough to need names checked); caching verdicts and schemas is the
+caller's business (``pg_mcp.db.checker``). The decision is an
 **allowlist**: exactly one statement, and that statement a query (SELECT with
 set operations, WITH whose every CTE is a query, VALUES, TABLE, or EXPLAIN of
 such a query without ANALYZE). Everything else is refused with a stable code.
@@ -64,8 +66,6 @@ import logging
 import re
 import threading
 import time
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -113,6 +113,7 @@ class _QuietFallback(logging.Filter):
         return "Falling back to parsing as a 'Command'" not in record.getMessage()
 
 
+_LOG = logging.getLogger("pg_mcp.validator")
 _SQLGLOT_LOG = logging.getLogger("sqlglot")
 if not any(isinstance(f, _QuietFallback) for f in _SQLGLOT_LOG.filters):
     _SQLGLOT_LOG.addFilter(_QuietFallback())
@@ -162,216 +163,35 @@ def validate_sql(
     schema: DatabaseSchema | None = None,
     settings: Settings | None = None,
     clock: Callable[[], float] | None = None,
+    load_schema: Callable[[], DatabaseSchema] | None = None,
 ) -> Verdict:
     """Decide whether ``sql`` is exactly one read-only query pg-mcp may run. Never raises.
 
     The work is bounded: ``settings.max_sql_chars``, ``max_identifiers`` and a time budget of
     ``validation_budget`` seconds on ``clock`` (``time.monotonic`` unless given) (TOO_COMPLEX).
 
-    With ``database`` (and no ``schema``) the database's schema is loaded through
-    ``pg_mcp.db.cache.SchemaCache(settings).get(database)``; with a schema, names and
-    user-function volatility are checked against it. The access policy comes from
-    ``settings.policy`` (defaults when ``settings`` is None).
+    With a ``schema`` (or, when none is given, the one ``load_schema()`` returns: it is called
+    only once a query needs its names checked, and a PgMcpError it raises becomes the refusal),
+    names and user-function volatility are checked against it; ``database`` names it in
+    messages. The access policy comes from ``settings.policy`` (defaults when None).
     """
     try:
         if settings is None:
-            settings = _default_settings()
-        key = _VERDICTS.key(sql, database, schema, settings)
-        if key is not None and (hit := _VERDICTS.get(key, database, settings)) is not None:
-            return hit
-        validation = _Validation(sql, database, schema, settings, clock)
-        verdict = validation.run()
-        if _stale_unknown(verdict, database, schema, settings):
-            # A table created (or a database reloaded) since the cached schema was read:
-            # re-read it once and judge again, so a retry loop is not stuck on an old schema.
-            validation = _Validation(sql, database, schema, settings, clock)
-            verdict = validation.run()
-        if key is not None and verdict.code not in ("UNKNOWN_OBJECT", "TOO_COMPLEX"):
-            _VERDICTS.put(key, verdict, validation.schema, settings)
-        return verdict
+            from pg_mcp.core.settings import Settings
+
+            settings = Settings()
+        return _Validation(sql, database, schema, settings, clock, load_schema).run()
     except RecursionError:
         return _refuse(
             "PARSE_ERROR", "the query is too deeply nested to analyse", hint="simplify the query"
         )
     except Exception as exc:  # an internal failure is a refusal, never an acceptance
+        _LOG.warning("validator failure: %s", type(exc).__name__, exc_info=True)
         return _refuse(
             "PARSE_ERROR",
             f"the query could not be analysed ({type(exc).__name__}); {ALLOWED}",
             hint="simplify the query or report this as a pg-mcp bug",
         )
-
-
-class _VerdictCache:
-    """The last VERDICT_CACHE_SIZE verdicts, so that validating the SQL that is about to run
-    (validate_sql, then run_readonly, on the same server) costs nothing the second time.
-
-    Keyed by (SQL text, database, settings: the policy and the server are in there). Used only
-    where that key determines the verdict:
-
-    - no ``schema`` argument: a caller's own model could be changed in place between calls;
-    - without a database, the verdict depends on the SQL and the policy alone;
-    - with a database, only verdicts that loaded its schema from the SchemaCache are kept (so
-      not a failed load), together with that very model object (weakly) and the SchemaCache
-      that served it. An entry holds while that cache still serves that object: a refresh
-      replaces the object, so the entry lapses by itself.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[Any, ...], tuple[Verdict, Any, Any]] = OrderedDict()
-
-    def key(
-        self, sql: Any, database: str | None, schema: Any, settings: Settings
-    ) -> tuple[Any, ...] | None:
-        if schema is not None or type(sql) is not str or len(sql) > VERDICT_CACHE_MAX_SQL:
-            return None
-        skey = _settings_key(settings)
-        if skey is None:
-            return None
-        key = (sql, database, skey)
-        try:
-            hash(key)
-        except TypeError:
-            return None
-        return key
-
-    def get(self, key: tuple[Any, ...], database: str | None, settings: Settings) -> Verdict | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            self._entries.move_to_end(key)
-        verdict, schema_ref, cache = entry
-        if database is not None:
-            if cache is None or _CACHES.get(settings) is not cache:
-                return None
-            try:
-                current = cache.get(database)  # in memory: this cache served it before
-            except Exception:
-                return None
-            if current is not schema_ref():
-                return None
-        return _copy_verdict(verdict)
-
-    def put(self, key: tuple[Any, ...], verdict: Verdict, schema: Any, settings: Settings) -> None:
-        database = key[1]
-        if database is not None:
-            cache = _CACHES.get(settings)
-            if schema is None or cache is None:
-                return
-            try:
-                schema_ref: Any = weakref.ref(schema)
-            except TypeError:
-                return
-        else:
-            cache, schema_ref = None, None
-        entry = (_copy_verdict(verdict), schema_ref, cache)
-        entries = self._entries
-        with self._lock:
-            if key in entries:
-                entries.move_to_end(key)
-            entries[key] = entry  # a new key goes last
-            while len(entries) > self.size:
-                entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-class _SettingsKey:
-    """Stands for a Settings object in verdict cache keys: equal to it (and to any equal
-    Settings), with the same hash, computed once (a frozen dataclass rehashes every field
-    on every dict operation)."""
-
-    __slots__ = ("hash", "settings")
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.hash = hash(settings)
-
-    def __hash__(self) -> int:
-        return self.hash
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _SettingsKey):
-            other = other.settings
-        return self.settings is other or bool(self.settings == other)
-
-
-_SETTINGS_KEYS: dict[int, _SettingsKey] = {}
-
-
-def _settings_key(settings: Settings) -> _SettingsKey | None:
-    """The key of ``settings`` (memoised by identity; the key holds the object, so its id
-    cannot be reused while it is remembered), or None when it is not hashable."""
-    found = _SETTINGS_KEYS.get(id(settings))
-    if found is not None and found.settings is settings:
-        return found
-    try:
-        found = _SettingsKey(settings)
-    except TypeError:
-        return None
-    if len(_SETTINGS_KEYS) > 32:
-        _SETTINGS_KEYS.clear()
-    _SETTINGS_KEYS[id(settings)] = found
-    return found
-
-
-def _copy_verdict(verdict: Verdict) -> Verdict:
-    new = object.__new__(Verdict)
-    new.__dict__.update(verdict.__dict__)
-    new.tables = list(verdict.tables)
-    new.functions = list(verdict.functions)
-    new.suggestions = list(verdict.suggestions)
-    return new
-
-
-VERDICT_CACHE_SIZE = 256
-VERDICT_CACHE_MAX_SQL = 10_000  # longer SQL is validated every time (bounds the cache's memory)
-_VERDICTS = _VerdictCache(VERDICT_CACHE_SIZE)
-_DEFAULT_SETTINGS: list[Settings] = []
-_UNFILTERED: dict[tuple[int, Policy], tuple[DatabaseSchema, bool]] = {}
-_CACHES: dict[Settings, Any] = {}
-
-
-STALE_SCHEMA_SECONDS = 5.0  # an UNKNOWN_OBJECT against an older cached schema re-reads it
-
-
-def _stale_unknown(verdict: Verdict, database: str | None, schema: Any, settings: Settings) -> bool:
-    """True (after refreshing the cached schema) when an UNKNOWN_OBJECT may be a stale cache."""
-    if verdict.code != "UNKNOWN_OBJECT" or database is None or schema is not None:
-        return False
-    cache = _schema_cache(settings)
-    age = cache.age(database)
-    if age is None or age < STALE_SCHEMA_SECONDS:
-        return False
-    try:
-        cache.refresh(database)
-    except Exception:
-        return False
-    return True
-
-
-def _schema_cache(settings: Settings) -> Any:
-    """One SchemaCache per settings (it keeps the models in memory between calls)."""
-    cache = _CACHES.get(settings)
-    if cache is None:
-        from pg_mcp.db.cache import SchemaCache
-
-        if len(_CACHES) > 8:
-            _CACHES.clear()
-        cache = _CACHES[settings] = SchemaCache(settings)
-    return cache
-
-
-def _default_settings() -> Settings:
-    if not _DEFAULT_SETTINGS:
-        from pg_mcp.core.settings import Settings
-
-        _DEFAULT_SETTINGS.append(Settings())
-    return _DEFAULT_SETTINGS[0]
 
 
 def _refuse(
@@ -865,7 +685,7 @@ def _span(node: exp.Expression) -> tuple[int, int] | None:
     """Character span (start, exclusive end) of a node, from the positions sqlglot keeps."""
     lo, hi = None, None
     for n in node.walk():
-        meta = n._meta if hasattr(n, "_meta") else None
+        meta = n.meta  # sqlglot's public accessor (positions of parsed tokens)
         if meta and "start" in meta:
             s, e = meta["start"], meta["end"] + 1
             lo = s if lo is None or s < lo else lo
@@ -1203,8 +1023,10 @@ class _Validation:
         schema: DatabaseSchema | None,
         settings: Settings,
         clock: Callable[[], float] | None = None,
+        load_schema: Callable[[], DatabaseSchema] | None = None,
     ) -> None:
         self.raw = sql
+        self.load_schema = load_schema
         self.sql = ""
         self.database = database
         self.schema = schema
@@ -1223,11 +1045,12 @@ class _Validation:
         # scopes' sources and aliases, columns and stars: only read to check column names
         # (a database schema) or column denials
         self._names = bool(
-            database is not None or schema is not None or settings.policy.deny_columns
+            load_schema is not None or schema is not None or settings.policy.deny_columns
         )
         self._flat: _Scope | None = None
         self._spans: dict[int, tuple[exp.Expression, tuple[int, int] | None]] = {}
         self.tokens: list[Any] = []  # sqlglot's tokens of the parsed text
+        self._unfiltered: bool | None = None
         self.clock = clock or time.monotonic
         self.deadline = self.clock() + float(settings.validation_budget)
 
@@ -2039,7 +1862,7 @@ class _Validation:
                     self._check_name(ident)
 
     def _check_name(self, ident: exp.Identifier) -> None:
-        meta = ident._meta if hasattr(ident, "_meta") else None
+        meta = ident.meta
         start = meta.get("start") if meta else None
         first = self.sql[self.base + start] if isinstance(start, int) else ident.this[:1]
         if first == "'" or first.isdigit():
@@ -2257,7 +2080,7 @@ class _Validation:
         if not self.problems or not any(
             p.rank <= _RANK["FORBIDDEN_FUNCTION"] for p in self.problems
         ):
-            if self.schema is None and self.database is not None:
+            if self.schema is None and self.load_schema is not None:
                 self._load_schema()
             p = self.policy
             self._restrictive = bool(p.deny_schemas or p.deny_tables or p.deny_columns)
@@ -2308,7 +2131,7 @@ class _Validation:
 
         redact = Redactor(self.settings.secrets())
         try:
-            self.schema = _schema_cache(self.settings).get(self.database)
+            self.schema = self.load_schema()  # type: ignore[misc]
         except PgMcpError as e:
             self.refuse(e.code, redact(e.message), hint=redact(e.hint) if e.hint else None)
         except Exception as e:
@@ -2486,18 +2309,13 @@ class _Validation:
         db = self.schema
         if db is None:
             return False
-        key = (id(db), self.policy)
-        found = _UNFILTERED.get(key)
-        if found is None or found[0] is not db:
-            unfiltered = any(
+        if self._unfiltered is None:  # once per validation (only * under deny_columns needs it)
+            self._unfiltered = any(
                 pol.column_denial(self.policy, t.schema, t.name, c.name)
                 for t in db.tables
                 for c in t.columns
             )
-            if len(_UNFILTERED) > 32:
-                _UNFILTERED.clear()
-            _UNFILTERED[key] = found = (db, unfiltered)
-        return found[1]
+        return self._unfiltered
 
     def _check_stars(self) -> None:
         if not self.policy.deny_columns:

@@ -320,9 +320,7 @@ def _run(
             f"not {timeout!r}",
         )
     if validate:
-        from pg_mcp.core.validator import validate_sql
-
-        verdict = validate_sql(sql, db, settings=settings)
+        verdict = pools.checker.validate(sql, db)
         if not verdict.ok:
             return RunResult(
                 ok=False,

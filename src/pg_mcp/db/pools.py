@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
+    from pg_mcp.db.checker import Checker
+
 CHECK_SKIP_SECONDS = 2.0  # a connection that worked this recently (quiet socket) is not pinged
 MAX_TIMEOUT = 2_000_000  # seconds: statement_timeout holds at most 2**31 - 1 ms (~24.8 days)
 _MAX_MS = 2**31 - 1  # the largest value a millisecond setting takes
@@ -101,12 +103,17 @@ class Pools:
     """One psycopg pool per database, created lazily; thread-safe; a context manager."""
 
     def __init__(
-        self, settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        checker: Checker | None = None,
     ) -> None:
         from pg_mcp.core.settings import load_settings
 
         self.settings = settings if settings is not None else load_settings()
         self.clock = clock  # for the health bookkeeping (tests pass a fake one)
+        self._checker = checker  # validates what run_readonly runs (verdict and schema caches)
         self.deadlines = Deadlines()  # the watchdogs of every statement run through these pools
         self._lock = threading.Lock()
         self._resolve_lock = threading.Lock()
@@ -119,6 +126,15 @@ class Pools:
         self._closed = False
         # connection -> monotonic time of its last successful round trip (health bookkeeping)
         self._ok_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    @property
+    def checker(self) -> Checker:
+        """The Checker that validates queries run through these pools (made on first use)."""
+        if self._checker is None:
+            from pg_mcp.db.checker import Checker
+
+            self._checker = Checker(self.settings)
+        return self._checker
 
     @property
     def server_dsn(self) -> str:
@@ -304,7 +320,7 @@ class ServerDown(Exception):
 
 
 def _configure(conn: psycopg.Connection[Any], *, ok_at: Any, clock: Callable[[], float]) -> None:
-    from pg_mcp.core.values import register_loaders
+    from pg_mcp.db.loaders import register_loaders
 
     register_loaders(conn)
     ok_at[conn] = clock()  # just connected

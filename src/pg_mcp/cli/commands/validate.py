@@ -54,7 +54,7 @@ def caret_lines(sql: str, position: int | None) -> list[str]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from pg_mcp.core.secrets import Redactor
-    from pg_mcp.core.validator import validate_sql
+    from pg_mcp.db.checker import validate_sql
 
     sql = read_sql(args.sql)
     verdict = validate_sql(sql, args.db, settings=settings)
