@@ -25,14 +25,16 @@ $(STAMP): pyproject.toml uv.lock
 demo: setup fixtures ## the main job on the embedded default: fixtures, references, validate and run a question's SQL
 	$(BIN)/python scripts/demo.py
 
-test: setup fixtures ## ruff (check and format) and the whole pytest suite
+test: setup fixtures ## ruff (check and format), the import-linter layer contracts and the whole pytest suite
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
-lint: setup ## ruff check and format check
+lint: setup ## ruff check and format check, import-linter contracts
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports
 
 format: setup ## ruff format and fix
 	$(BIN)/ruff check --fix src tests bench scripts

@@ -184,7 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for s in settings.secrets():
             redact.add(s)
         module = importlib.import_module(f"pg_mcp.cli.commands.{COMMANDS[args.command][0]}")
-        return int(module.run(args, settings) or 0)
+        try:
+            return int(module.run(args, settings) or 0)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "pg_mcp_dev":
+                raise
+            raise PgMcpError(
+                "CONFIG_ERROR",
+                f"`pg-mcp {args.command}` is a development command: its tools (pg_mcp_dev) "
+                "ship with the source checkout, not the wheel",
+                hint="run it from a clone of the repository (make setup)",
+            ) from None
     except PgMcpError as exc:
         payload = {k: (redact(v) if isinstance(v, str) else v) for k, v in exc.to_dict().items()}
         if getattr(args, "json", False):

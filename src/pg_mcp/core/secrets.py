@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 _URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/?#@\s]*:)([^@/?#\s]*)(@)", re.IGNORECASE)
@@ -85,3 +86,23 @@ def dsn_password(dsn: str | None) -> str | None:
         return m.group(2).strip("'") if m else None
     m = _KV_PASSWORD.search(dsn)
     return m.group(2).strip("'") if m else None
+
+
+def token_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, token) for every line that is not blank or a # comment."""
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        value = line.strip()
+        if value and not value.startswith("#"):
+            out.append((number, value))
+    return out
+
+
+def tokens_file_secrets(path: Path | None) -> list[str]:
+    """The file's tokens without any checks (for the redactor: never fails)."""
+    if path is None:
+        return []
+    try:
+        return [t for _, t in token_lines(path.read_text(encoding="utf-8"))]
+    except (OSError, UnicodeDecodeError):
+        return []

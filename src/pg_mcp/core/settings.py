@@ -150,8 +150,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value these settings hold (for redaction)."""
-        from pg_mcp.core.secrets import dsn_password
-        from pg_mcp.server.auth import tokens_file_secrets
+        from pg_mcp.core.secrets import dsn_password, tokens_file_secrets
 
         token = self.http_token.strip() if self.http_token else None
         values = [dsn_password(self.dsn), self.openai_api_key, token]

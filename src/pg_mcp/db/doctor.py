@@ -240,7 +240,7 @@ def grant_statements(
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    from pg_mcp import __version__
+    from pg_mcp.core.version import VERSION as __version__
 
     out = {"pg-mcp": __version__, "python": platform.python_version()}
     for dist in ("psycopg", "psycopg-pool", "sqlglot", "mcp"):

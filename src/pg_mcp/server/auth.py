@@ -94,14 +94,8 @@ def _check_token(token: str, where: str) -> str:
     return token
 
 
-def _token_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, token) for every line that is not blank or a # comment."""
-    out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        value = line.strip()
-        if value and not value.startswith("#"):
-            out.append((number, value))
-    return out
+from pg_mcp.core.secrets import token_lines as _token_lines  # noqa: E402
+from pg_mcp.core.secrets import tokens_file_secrets  # noqa: E402,F401  (re-exported)
 
 
 def read_tokens_file(path: Path) -> list[str]:
@@ -131,16 +125,6 @@ def read_tokens_file(path: Path) -> list[str]:
     if not tokens:
         raise PgMcpError("CONFIG_ERROR", f"HTTP tokens file {path} has no tokens")
     return tokens
-
-
-def tokens_file_secrets(path: Path | None) -> list[str]:
-    """The file's tokens without any checks (for the redactor: never fails)."""
-    if path is None:
-        return []
-    try:
-        return [t for _, t in _token_lines(path.read_text(encoding="utf-8"))]
-    except (OSError, UnicodeDecodeError):
-        return []
 
 
 # --- verifiers ------------------------------------------------------------------------------

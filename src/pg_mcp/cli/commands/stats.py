@@ -33,7 +33,7 @@ def metrics_url(url: str) -> str:
 
 def bearer_headers(settings: Settings) -> dict[str, str]:
     """``Authorization: Bearer ...`` from the configured static token, if there is one."""
-    from pg_mcp.server.auth import tokens_file_secrets
+    from pg_mcp.core.secrets import tokens_file_secrets
 
     tokens = [settings.http_token, *tokens_file_secrets(settings.http_tokens_file)]
     token = next((t.strip() for t in tokens if t and t.strip()), None)
