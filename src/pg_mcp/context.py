@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pg_mcp.datatext import quote_text, sql_literal
-from pg_mcp.model import Column, DatabaseSchema, Function, Table
+from pg_mcp.model import INFERRED, Column, DatabaseSchema, Function, Table
 from pg_mcp.render import ident
 
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -194,10 +194,13 @@ def _mentionable(s: str) -> bool:
     return len(s) >= 3 and not s.replace(".", "").replace("-", "").isdigit() and s not in STOPWORDS
 
 
+_FK_KINDS = ("foreign key", INFERRED)  # declared, and inferred from names and data
+
+
 def _fk_targets(t: Table) -> list[str]:
     out = []
     for c in t.constraints:
-        if c.kind == "foreign key" and c.ref_table:
+        if c.kind in _FK_KINDS and c.ref_table:
             out.append(f"{c.ref_schema or t.schema}.{c.ref_table}")
     return out
 
@@ -224,7 +227,7 @@ def score_tables(schema: DatabaseSchema, question: str) -> list[Scored]:
     aliases: dict[str, set[str]] = {}
     for t in tables:
         for c in t.constraints:
-            if c.kind == "foreign key" and c.ref_table and len(c.columns) == 1:
+            if c.kind in _FK_KINDS and c.ref_table and len(c.columns) == 1:
                 role = words(re.sub(r"_?(id|key|code|no)$", "", c.columns[0], flags=re.IGNORECASE))
                 aliases.setdefault(f"{c.ref_schema or t.schema}.{c.ref_table}", set()).update(role)
     feats = {t.qualified: _features(t, aliases.get(t.qualified)) for t in tables}
@@ -338,11 +341,14 @@ def render_table(
     for c in t.constraints:
         if c.kind == "primary key":
             pk.update(c.columns)
-        elif c.kind == "foreign key" and c.ref_table:
+        elif c.kind in _FK_KINDS and c.ref_table:
             target = sql_name(c.ref_schema or t.schema, c.ref_table)
             refs = c.ref_columns or []
             if len(c.columns) == 1 and len(refs) <= 1:
-                fk_single[c.columns[0]] = (target, ident(refs[0]) if refs else None)
+                ref = ident(refs[0]) if refs else None
+                if c.kind == INFERRED:  # "-> customer.customer_id (inferred)"
+                    ref = f"{ref} (inferred)" if ref else None
+                fk_single.setdefault(c.columns[0], (target, ref))
             else:
                 fk_multi.append(f"{_names(c.columns)} -> {target}{_names(refs)}")
     comment = f" -- {quote_text(t.comment, 160)}" if t.comment else ""

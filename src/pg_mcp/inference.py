@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pg_mcp.model import Column, Constraint, DatabaseSchema, Table
+from pg_mcp.model import INFERRED, Column, Constraint, DatabaseSchema, Table
 from pg_mcp.settings import Settings
 
-INFERRED = "inferred foreign key"
 MIN_MATCH = 0.98  # share of the child's distinct values that must be found in the target
 CHILD_SCAN = 100_000  # rows of a child read for its distinct values (more: the first ones)
 UNIQUE_SCAN = 100_000  # rows of a target checked for duplicates (more: the first ones)
@@ -125,7 +124,7 @@ def singular(word: str) -> str:
         return w
     if len(w) > 4 and w.endswith("ies"):
         return w[:-3] + "y"
-    if len(w) > 4 and w.endswith(("sses", "shes", "ches", "xes", "zes")):
+    if len(w) > 4 and w.endswith(("sses", "shes", "ches", "xes", "zes", "uses")):
         return w[:-2]
     if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
         return w[:-1]
@@ -189,7 +188,8 @@ def _keyish(col: Column, t: Table) -> bool:
     toks = tokens(col.name)
     if not toks:
         return False
-    return toks[-1] in _KEY_SUFFIX or toks == _table_words(t)
+    glued = len(toks) == 1 and len(toks[0]) >= 5 and toks[0].endswith(("id", "code", "key"))
+    return toks[-1] in _KEY_SUFFIX or glued or toks == _table_words(t)
 
 
 def _eligible(t: Table) -> bool:
@@ -225,12 +225,19 @@ def _rule(child: Table, col: Column, tgt: Target) -> int | None:
     same_table = child is tgt.table
     if same_table and col.name == tgt.column.name:
         return None
-    return name_rule(col.name, tgt.column.name, tgt.table.name, same_table, tgt.declared)
+    return name_rule(
+        col.name, tgt.column.name, tgt.table.name, same_table, tgt.declared, child.name
+    )
 
 
 @lru_cache(maxsize=262144)
 def name_rule(
-    column: str, key: str, table: str, same_table: bool, declared: str | None
+    column: str,
+    key: str,
+    table: str,
+    same_table: bool,
+    declared: str | None,
+    child_table: str = "",
 ) -> int | None:
     c, k, u = tokens(column), tokens(key), tokens(table)
     if not c or not k or not u:
@@ -259,13 +266,26 @@ def name_rule(
         and c[-1] not in _KEY_SUFFIX
         and c[-1] not in _MEASURES
         and _ends_with(c, k[:-1])
-        and len(c) > len(k) - 1
         and _names(k[:-1], u)
     ):
         return 2
     # a shared prefix: sbTxCustId -> sbCustId (same first and last words, the key's in order)
     if len(k) >= 3 and len(c) > len(k) and c[0] == k[0] and c[-2:] == k[-2:] and _subsequence(k, c):
         return 2
+    # the same, glued (sbtxcustid -> sbcustid): the tables' common prefix, then the key's rest
+    cs, ks = "".join(c), "".join(k)
+    for i in range(2, len(ks) - 3):
+        prefix, rest = ks[:i], ks[i:]
+        if (
+            cs.startswith(prefix)
+            and cs.endswith(rest)
+            and len(cs) > len(ks)
+            and rest.endswith(("id", "code", "key", "no", "num"))
+            and len(rest) >= 4
+            and child_table.lower().startswith(prefix)
+            and table.lower().startswith(prefix)
+        ):
+            return 2
     # people by role: created_by, manager_id, assigned_to -> the employees/users table's key
     if (
         len(u) == 1
@@ -305,6 +325,7 @@ def candidates(db: DatabaseSchema) -> list[Candidate]:
         group = type_group(tgt.column) or ""
         k, u = tokens(tgt.column.name), _table_words(tgt.table)
         keys = {w for w in (*k, *u) if w not in _GENERIC} | {"".join(u) + "id", "".join(u + k)}
+        keys.add("^" + "".join(k)[:2])  # glued names sharing a prefix (sbtxcustid / sbcustid)
         for w in keys:
             index.setdefault((group, w), []).append(tgt)
         if len(u) == 1 and u[0] in _PEOPLE:
@@ -313,9 +334,7 @@ def candidates(db: DatabaseSchema) -> list[Candidate]:
     for t in db.tables:
         if not _eligible(t):
             continue
-        declared_fk = {
-            c.columns[0] for c in t.constraints if c.kind == "foreign key" and len(c.columns) == 1
-        }
+        declared_fk = {col for c in t.constraints if c.kind == "foreign key" for col in c.columns}
         own_pk = [c.columns for c in t.constraints if c.kind == "primary key"]
         for col in t.columns:
             group = type_group(col)
@@ -333,7 +352,7 @@ def candidates(db: DatabaseSchema) -> list[Candidate]:
                 and _declared_keys(t).get(col.name) is not None
             )
             near: dict[int, Target] = {}
-            for w in (*ctoks, "".join(ctoks)):
+            for w in (*ctoks, "".join(ctoks), "^" + "".join(ctoks)[:2]):
                 for tgt in index.get((group, w), ()):
                     near.setdefault(id(tgt), tgt)
             if any(w in _ROLES for w in ctoks):
@@ -388,14 +407,13 @@ def containment_sql(cand: Candidate) -> str:
 
 
 def _evidence(matched: int, total: int, tgt: Target, unique_note: str, sampled: bool) -> str:
+    """``100 % of 412 values match, target is a primary key`` (and how much was checked)."""
     pct = 100.0 * matched / total
-    share = f"{pct:.0f} %" if pct >= 99.5 or pct <= 99 else f"{pct:.1f} %"
-    if matched == total:
-        share = "100 %"
-    text = f"{share} of {total:,} values match, target {unique_note}"
+    share = "100 %" if matched == total else (f"{pct:.1f} %" if pct > 99 else f"{pct:.0f} %")
+    text = f"{share} of {total:,} value{'s' if total != 1 else ''} match"
     if sampled:
-        text += f" (checked on the first {CHILD_SCAN:,} rows)"
-    return text
+        text += f" (of the first {CHILD_SCAN:,} rows, at most {MAX_DISTINCT:,} values)"
+    return f"{text}, target {unique_note}"
 
 
 Query = Callable[[str], "tuple[Any, ...] | None"]
@@ -418,7 +436,7 @@ def infer(
 
     def target_unique(tgt: Target) -> str | None:
         if tgt.declared:
-            return "unique" if tgt.declared else None
+            return "is a primary key" if tgt.declared == "primary key" else "unique"
         key = (tgt.table.qualified, tgt.column.name)
         if key not in unique:
             row = query(unique_sql(tgt))
@@ -462,7 +480,7 @@ def infer(
                 continue
             if matched < MIN_MATCH * total:
                 continue
-            sampled = _rows(cand.child) > CHILD_SCAN
+            sampled = _rows(cand.child) > CHILD_SCAN or total >= MAX_DISTINCT
             best = (cand, _evidence(matched, total, cand.target, note, sampled))
             break
         if best is not None:
@@ -493,8 +511,8 @@ def data_pass(
     """Run the data checks on ``conn`` (read-only, autocommit) within the budget."""
     import psycopg
 
-    budget = float(getattr(settings, "data_budget", 30.0))
-    if budget <= 0 or not getattr(settings, "infer_relationships", True):
+    budget = float(settings.data_budget)
+    if budget <= 0:
         return
     conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
 

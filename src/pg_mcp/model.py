@@ -32,10 +32,15 @@ class Column:
     samples_complete: bool = False  # samples hold every distinct non-null value
 
 
+# Constraint.kind of a relationship no foreign key declares (pg_mcp.inference): its
+# ``definition`` is the evidence ("100 % of 412 values match, target unique").
+INFERRED = "inferred foreign key"
+
+
 @dataclass
 class Constraint:
     name: str
-    kind: str  # "primary key" | "unique" | "foreign key" | "check" | "exclusion"
+    kind: str  # "primary key" | "unique" | "foreign key" | "check" | "exclusion" | INFERRED
     columns: list[str] = field(default_factory=list)
     definition: str = ""  # pg_get_constraintdef()
     ref_schema: str | None = None

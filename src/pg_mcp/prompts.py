@@ -14,7 +14,9 @@ Rules:
 - Use only the tables and columns listed in the schema; qualify tables with their schema.
   Tables under OTHER TABLES exist but their columns are not shown: do not guess columns; if
   you need one, name it in "tables" and its columns will be sent back after a rejection.
-- Join along the foreign keys shown. Use the enum labels and sample values shown for filters.
+- Join along the foreign keys shown ("(inferred)" ones are declared by no key but were found
+  from names and checked against the data). Use the enum labels and sample values shown for
+  filters.
 - Give computed columns readable aliases. Order results meaningfully. When the question asks
   for a list without a size, add LIMIT 100.
 - The question may be in Chinese or English; table comments may be in Chinese. Write the

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pg_mcp.datatext import COMMENT_CAP, SAMPLE_CAP, quote_ident, quote_text, sql_literal
-from pg_mcp.model import Column, Constraint, DatabaseSchema, Index, Table
+from pg_mcp.model import INFERRED, Column, Constraint, DatabaseSchema, Index, Table
 
 SINGLE_FILE_LIMIT = 50 * 1024  # a database larger than this gets the index layout
 PART_LIMIT = 50 * 1024  # files are cut into parts of at most this size
@@ -173,6 +173,9 @@ class _Ctx:
     display: dict[str, str]  # qualified -> how to write it in SQL (unqualified on search_path)
     fks_out: dict[str, list[tuple[Constraint, str]]]  # table -> [(fk, declared on)]
     fks_in: dict[str, list[tuple[str, Constraint, str]]]  # target -> [(source, fk, declared on)]
+    # relationships no foreign key declares (pg_mcp.inference), the same shapes
+    inf_out: dict[str, list[Constraint]]
+    inf_in: dict[str, list[tuple[str, Constraint]]]
 
 
 def _build_ctx(db: DatabaseSchema) -> _Ctx:
@@ -191,16 +194,22 @@ def _build_ctx(db: DatabaseSchema) -> _Ctx:
 
     fks_out: dict[str, list[tuple[Constraint, str]]] = defaultdict(list)
     fks_in: dict[str, list[tuple[str, Constraint, str]]] = defaultdict(list)
+    inf_out: dict[str, list[Constraint]] = defaultdict(list)
+    inf_in: dict[str, list[tuple[str, Constraint]]] = defaultdict(list)
     for t in db.tables:
         owner = _top_parent(t, tables)
         for c in t.constraints:
+            if c.kind == INFERRED and c.ref_table is not None:
+                inf_out[t.qualified].append(c)
+                inf_in[f"{c.ref_schema}.{c.ref_table}"].append((t.qualified, c))
+                continue
             if c.kind != "foreign key" or c.ref_table is None:
                 continue
             target = f"{c.ref_schema}.{c.ref_table}"
             target = _top_parent(tables[target], tables) if target in tables else target
             fks_out[owner].append((c, t.qualified))
             fks_in[target].append((owner, c, t.qualified))
-    return _Ctx(db, tables, display, fks_out, fks_in)
+    return _Ctx(db, tables, display, fks_out, fks_in, inf_out, inf_in)
 
 
 def _top_parent(t: Table, tables: dict[str, Table]) -> str:
@@ -259,6 +268,37 @@ def _fk_group(ctx: _Ctx, items: list[tuple[str, Constraint, str]]) -> list[str]:
     return lines
 
 
+def _inferred_line(ctx: _Ctx, source: str, c: Constraint) -> str:
+    """`a.col -> b.key` (inferred: 100 % of 412 values match, target unique)."""
+    return f"{code(_fk_line(ctx, source, c))} (inferred: {one_line(c.definition)})"
+
+
+def _by_source(item: tuple[str, Constraint]) -> tuple[str, list[str]]:
+    return item[0], item[1].columns
+
+
+def keys_note(db: DatabaseSchema) -> str:
+    """Plain words when a database declares no keys (and what the references do instead)."""
+    kinds = {c.kind for t in db.tables for c in t.constraints}
+    inferred = INFERRED in kinds
+    tables = [t for t in db.tables if t.kind in ("table", "partitioned table")]
+    if not tables or "foreign key" in kinds:
+        return ""
+    if not kinds & {"primary key", "unique", "foreign key"}:
+        text = "This database declares no keys: no primary key, unique constraint or foreign key."
+    else:
+        text = "This database declares no foreign keys."
+    if inferred:
+        text += (
+            " The relationships marked inferred were found from column names and checked against"
+            " the data (the share of values that match, and whether the target is unique): joins"
+            " to verify, not guarantees."
+        )
+    else:
+        text += " No relationship could be inferred from column names and data: join with care."
+    return text
+
+
 def _column_row(col: Column, pk: set[str], fk_targets: dict[str, str], view: bool) -> str:
     """One row of a table's column table: | name | type | [constraints |] notes |."""
     name = col.name
@@ -266,7 +306,7 @@ def _column_row(col: Column, pk: set[str], fk_targets: dict[str, str], view: boo
     if name in pk:
         flags.append("PK")
     if name in fk_targets:
-        flags.append("FK " + fk_targets[name])
+        flags.append(fk_targets[name])
     if not col.nullable and name not in pk:
         flags.append("not null")
     if col.identity:
@@ -462,8 +502,15 @@ def _section(ctx: _Ctx, t: Table, view_lines: int, hl: str = "###") -> str:
         if len(c.columns) == 1 and c.ref_columns and len(c.ref_columns) == 1:
             target = f"{c.ref_schema}.{c.ref_table}"
             fk_targets.setdefault(
-                c.columns[0], f"{ctx.display.get(target, target)}.{ident(c.ref_columns[0])}"
+                c.columns[0], f"FK {ctx.display.get(target, target)}.{ident(c.ref_columns[0])}"
             )
+    inferred = ctx.inf_out.get(qualified, [])
+    for c in inferred:
+        target = f"{c.ref_schema}.{c.ref_table}"
+        ref = (c.ref_columns or ["?"])[0]
+        fk_targets.setdefault(
+            c.columns[0], f"inferred FK {ctx.display.get(target, target)}.{ident(ref)}"
+        )
     meta = _kind_label(t)
     if not t.is_view or (t.kind == "materialized view" and t.populated):
         meta += " · " + rows_label(t.row_estimate)
@@ -488,10 +535,19 @@ def _section(ctx: _Ctx, t: Table, view_lines: int, hl: str = "###") -> str:
     if outs:
         out.append("- References:")
         out += ["  - " + f for f in _fk_group(ctx, [(qualified, c, d) for c, d in outs])]
+    if inferred:
+        out.append(
+            "- References, inferred (no foreign key declares them; checked against the data):"
+        )
+        out += ["  - " + _inferred_line(ctx, qualified, c) for c in inferred]
     refby = ctx.fks_in.get(qualified)
     if refby:
         out.append("- Referenced by:")
         out += ["  - " + f for f in _fk_group(ctx, refby)]
+    inf_by = ctx.inf_in.get(qualified)
+    if inf_by:
+        out.append("- Referenced by, inferred:")
+        out += ["  - " + _inferred_line(ctx, src, c) for src, c in sorted(inf_by, key=_by_source)]
     if checks:
         out.append("- Checks:")
         out += ["  - " + _constraint_line(c) for c in checks]
@@ -693,6 +749,7 @@ def _header(db: DatabaseSchema) -> _V:
             "summary": summary(db),
             "server": f"PostgreSQL {major}",
             "search_path": ", ".join(ident(s) for s in db.search_path) or "(empty)",
+            "keys_note": keys_note(db),
         }
     )
 
