@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from pg_mcp.datatext import quote_text, sql_literal
 from pg_mcp.model import INFERRED, Column, DatabaseSchema, Function, Table
-from pg_mcp.render import ident
+from pg_mcp.render import ident, profile_range
 
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -401,9 +401,29 @@ def _render_column(c: Column, pk: bool, fk: str | None, mentioned: bool, samples
         notes.append("values: " + ", ".join(sql_literal(v, 30) for v in c.enum_labels[:20]))
     elif c.samples:
         shown = list(dict.fromkeys(sql_literal(v, 30) for v in c.samples))
-        k = 10 if mentioned else (5 if all(len(v) < 32 for v in shown) else 2)
-        notes.append("e.g. " + ", ".join(shown[:k]))
+        if c.samples_complete:
+            notes.append("values: " + ", ".join(shown))
+        else:
+            k = 10 if mentioned else (5 if all(len(v) < 32 for v in shown) else 2)
+            notes.append("e.g. " + ", ".join(shown[:k]))
+    notes += _profile_notes(c, samples)
     return " ".join(parts) + (f"  -- {'; '.join(notes)}" if notes else "")
+
+
+def _profile_notes(c: Column, samples: bool) -> list[str]:
+    """What the data says about units and ranges: epoch integers, dates held as text, the
+    range of dates and times (the period a question's "last 6 months" counts back from)."""
+    out = []
+    if c.epoch_unit:
+        out.append(f"Unix epoch {c.epoch_unit}")
+    if c.value_format:
+        out.append(f"text as {c.value_format}")
+    typ = (c.base_type or c.type).lower()
+    dated = typ.startswith(("date", "timestamp")) or c.epoch_unit or c.value_format
+    if samples and dated and c.min_value and c.max_value and c.min_value != c.max_value:
+        lo, hi = profile_range(c)
+        out.append(f"range {lo} .. {hi}")
+    return out
 
 
 def usable_functions(schema: DatabaseSchema) -> list[Function]:

@@ -199,13 +199,16 @@ def _eligible(t: Table) -> bool:
 def targets_of(db: DatabaseSchema) -> list[Target]:
     out = []
     for t in db.tables:
-        if not _eligible(t):
+        if not _eligible(t) or t.row_estimate == 0:
             continue
         keys = _declared_keys(t)
+        refs = {c for k in t.constraints if k.kind == "foreign key" for c in k.columns}
         for col in t.columns:
             if type_group(col) is None:
                 continue
             declared = keys.get(col.name)
+            if declared is None and col.name in refs:
+                continue  # a column that refers elsewhere is not a key here
             if declared or _keyish(col, t):
                 out.append(Target(t, col, declared))
     return out
@@ -325,14 +328,15 @@ def candidates(db: DatabaseSchema) -> list[Candidate]:
         group = type_group(tgt.column) or ""
         k, u = tokens(tgt.column.name), _table_words(tgt.table)
         keys = {w for w in (*k, *u) if w not in _GENERIC} | {"".join(u) + "id", "".join(u + k)}
-        keys.add("^" + "".join(k)[:2])  # glued names sharing a prefix (sbtxcustid / sbcustid)
+        if len(k) == 1 and len(k[0]) >= 5:  # glued names sharing a prefix (sbtxcustid, sbcustid)
+            keys.add("^" + k[0][:2])
         for w in keys:
             index.setdefault((group, w), []).append(tgt)
         if len(u) == 1 and u[0] in _PEOPLE:
             people.setdefault(group, []).append(tgt)
     out = []
     for t in db.tables:
-        if not _eligible(t):
+        if not _eligible(t) or t.row_estimate == 0:
             continue
         declared_fk = {col for c in t.constraints if c.kind == "foreign key" for col in c.columns}
         own_pk = [c.columns for c in t.constraints if c.kind == "primary key"]
@@ -393,16 +397,20 @@ def unique_sql(tgt: Target) -> str:
 
 
 def containment_sql(cand: Candidate) -> str:
+    """How many of the child's distinct values the target holds: an index probe per value
+    when the target is a declared key, else one hashed subplan (no index to probe)."""
     col, rel = _ident(cand.column.name), _rel(cand.child)
     key, target = _ident(cand.target.column.name), _rel(cand.target.table)
-    source = (
-        rel
-        if _rows(cand.child) <= CHILD_SCAN
-        else f"(SELECT {col} FROM {rel} LIMIT {CHILD_SCAN}) s"
-    )
+    source = rel
+    if _rows(cand.child) > CHILD_SCAN:
+        source = f"(SELECT {col} FROM {rel} LIMIT {CHILD_SCAN}) s"
+    if cand.target.declared:
+        found = f"EXISTS (SELECT FROM {target} p WHERE p.{key} = d.v)"
+    else:
+        found = f"d.v IN (SELECT p.{key} FROM {target} p)"
     return (
-        f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT FROM {target} p WHERE p.{key} = d.v))"
-        f" FROM (SELECT DISTINCT {col} AS v FROM {source} WHERE {col} IS NOT NULL LIMIT {MAX_DISTINCT}) d"
+        f"SELECT count(*), count(*) FILTER (WHERE {found}) FROM (SELECT DISTINCT {col} AS v"
+        f" FROM {source} WHERE {col} IS NOT NULL LIMIT {MAX_DISTINCT}) d"
     )
 
 
@@ -506,20 +514,62 @@ def data_pass(
     db: DatabaseSchema,
     settings: Settings,
     *,
+    profiles: list[Any] | None = None,
+    connect: Callable[[], Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Run the data checks on ``conn`` (read-only, autocommit) within the budget."""
+    """Profile columns (``pg_mcp.profiles``) and infer relationships within
+    ``[references] data_budget`` seconds, every statement read-only (the connections are)
+    with its own timeout. With ``connect`` (a second connection like ``conn``), the two run
+    side by side, the profiles on a worker thread: the server works on both at once."""
+    import threading
+
     import psycopg
+
+    from pg_mcp import profiles as prof
 
     budget = float(settings.data_budget)
     if budget <= 0:
         return
-    conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+    deadline = clock() + budget
 
-    def query(sql: str) -> tuple[Any, ...] | None:
+    def runner(c: Any) -> Callable[[str], tuple[Any, ...] | None]:
+        c.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+
+        def query(sql: str) -> tuple[Any, ...] | None:
+            try:
+                return c.execute(sql).fetchone()  # type: ignore[no-any-return]
+            except psycopg.Error:
+                return None  # timed out, not readable, incomparable types: nothing learnt
+
+        return query
+
+    n = settings.max_samples if settings.samples else 0
+    failure: list[BaseException] = []
+
+    def do_profiles(query: Callable[[str], tuple[Any, ...] | None]) -> None:
         try:
-            return conn.execute(sql).fetchone()  # type: ignore[no-any-return]
-        except psycopg.Error:
-            return None  # timed out, not readable, incomparable types: nothing learnt
+            prof.profile(profiles or [], query, n_values=n, deadline=deadline, clock=clock)
+        except BaseException as exc:  # re-raised on the caller's thread
+            failure.append(exc)
 
-    infer(db, query, budget=budget, clock=clock)
+    second = None
+    if connect is not None and profiles:
+        try:
+            second = connect()
+        except Exception:
+            second = None  # no second connection (a connection limit): one after the other
+    if second is None:
+        query = runner(conn)
+        do_profiles(query)
+        infer(db, query, budget=max(0.0, deadline - clock()), clock=clock)
+    else:
+        with second:
+            worker = threading.Thread(target=do_profiles, args=(runner(second),), daemon=True)
+            worker.start()
+            try:
+                infer(db, runner(conn), budget=budget, clock=clock)
+            finally:
+                worker.join()
+    if failure:
+        raise failure[0]

@@ -48,6 +48,7 @@ from pg_mcp.model import (
     Table,
 )
 from pg_mcp.policy import is_column_denied, is_schema_denied, is_table_denied
+from pg_mcp.profiles import ColumnInput, TableInput
 from pg_mcp.settings import Policy, Settings
 
 # A second-pass statement and what its result fills in: (table, count?, sampled columns).
@@ -241,6 +242,15 @@ _LISTS: dict[str, str] = {
   FROM pg_stats s JOIN rel r ON r.nspname = s.schemaname AND r.relname = s.tablename
   WHERE @SAMPLES@ AND s.schemaname NOT IN ('pg_catalog', 'information_schema')
 """,
+    "profile_stats": """
+  SELECT json_agg(json_build_array(s.schemaname, s.tablename, s.attname, s.inherited,
+         s.null_frac, s.n_distinct,
+         CASE WHEN @SAMPLEABLE@ THEN (s.histogram_bounds::text::text[])[1] END,
+         CASE WHEN @SAMPLEABLE@ THEN (s.histogram_bounds::text::text[])[
+           array_length(s.histogram_bounds::text::text[], 1)] END))
+  FROM pg_stats s
+  WHERE @PROFILE@ AND s.schemaname NOT IN ('pg_catalog', 'information_schema')
+""",
 }
 _GROUPS = (
     ("relations", "constraints", "sequences"),
@@ -254,6 +264,7 @@ _GROUPS = (
         "columns",
         "indexes",
         "stats",
+        "profile_stats",
     ),
 )
 
@@ -284,6 +295,7 @@ def catalog_sql(settings: Settings) -> list[str]:
         body = ",\n".join(f" '{key}', (\n{_LISTS[key]})" for key in group)
         sql = f"{_CTE}SELECT json_build_object(\n{body}\n)::text"
         sql = sql.replace("@SAMPLES@", "true" if _sampling(settings) else "false")
+        sql = sql.replace("@PROFILE@", "true" if settings.data_budget > 0 else "false")
         sql = sql.replace("@SAMPLEABLE@", _sampleable_sql(settings))
         out.append(sql.replace("@MAX_SAMPLES@", str(int(settings.max_samples))))
     return out
@@ -384,14 +396,22 @@ class Introspection:
                 if not text:
                     raise PgMcpError("DB_ERROR", f"introspection of {self.name!r} returned nothing")
                 data.update(json.loads(text))
-            db, plan = build(self.name, data, self.settings)
+            b = _Builder(self.name, data, self.settings)
+            db, plan = build(self.name, data, self.settings, builder=b)
             if plan:
                 outputs = _run_all(conn, [s for s, _ in plan], self, strict=False)
                 apply_second_pass(plan, outputs, self.settings)
-            if not self._cancelled.is_set():
+            if not self._cancelled.is_set() and self.settings.data_budget > 0:
                 from pg_mcp.inference import data_pass
 
-                data_pass(conn, db, self.settings)
+                inputs = profile_inputs(b.rels, data.get("profile_stats") or [])
+                data_pass(
+                    conn,
+                    db,
+                    self.settings,
+                    profiles=inputs,
+                    connect=lambda: _connect(self.dsn, self.name, self.settings),
+                )
         return db
 
     def cancel(self) -> None:
@@ -429,9 +449,11 @@ class _Rel:
     has_stats: bool = False
 
 
-def build(name: str, data: dict[str, Any], settings: Settings) -> tuple[DatabaseSchema, _Plan]:
+def build(
+    name: str, data: dict[str, Any], settings: Settings, *, builder: _Builder | None = None
+) -> tuple[DatabaseSchema, _Plan]:
     """The model from the catalog document, and the statements of the second pass."""
-    b = _Builder(name, data, settings)
+    b = builder or _Builder(name, data, settings)
     b.types()
     b.relations()
     b.columns()
@@ -448,6 +470,36 @@ def build(name: str, data: dict[str, Any], settings: Settings) -> tuple[Database
     _sum_partitions(db)
     _sort(db)
     return db, plan
+
+
+def profile_inputs(rels: dict[int, _Rel], stats: list[list[Any]]) -> list[TableInput]:
+    """What the column profiles may look at: readable columns of populated tables."""
+    by_name: dict[tuple[str, str], tuple[_Rel, TableInput]] = {}
+    out = []
+    for rel in rels.values():
+        t = rel.table
+        if t is None or t.partition_of is not None or rel.relkind not in ("r", "p", "m"):
+            continue
+        if not t.populated:
+            continue
+        cols = [
+            ColumnInput(c, rel.category.get(c.name, ""), not _sensitive(c.name))
+            for c in t.columns
+            if rel.col_readable.get(c.name)
+        ]
+        leading = {i.columns[0] for i in t.indexes if i.method == "btree" and i.columns}
+        inp = TableInput(t, cols, btree_leading=leading)
+        by_name[(t.schema, t.name)] = (rel, inp)
+        out.append(inp)
+    for nsp, tbl, att, inherited, null_frac, n_distinct, lo, hi in stats:
+        found = by_name.get((nsp, tbl))
+        if found is None:
+            continue
+        rel, inp = found
+        if bool(inherited) != (rel.relkind == "p") and att in inp.stats:
+            continue  # a partitioned parent has inherited stats; others prefer their own
+        inp.stats[att] = (float(null_frac or 0), float(n_distinct or 0), lo, hi)
+    return out
 
 
 class _Builder:
@@ -812,7 +864,9 @@ def _plan_samples(rels: dict[int, _Rel], stats: list[list[Any]], settings: Setti
                     # with every ANALYZE, the set of values of an enum-like column does not
                     distinct = _clean(values, col)
                     col.samples = distinct[:n]
-                    col.samples_complete = len(distinct) <= n and len(distinct) >= round(est)
+                    # statistics miss values seen rarely ('oncology' once in 10,000 rows): a
+                    # list from them is never called complete (the data pass may prove it is)
+                    col.samples_complete = False
         elif t.row_estimate != 0:
             count = rel.readable and t.row_estimate is None and rel.relkind != "p"
             plan.append((_second_pass_sql(t, count, wanted, n), (t, count, wanted)))
@@ -860,9 +914,11 @@ def apply_second_pass(plan: _Plan, outputs: list[str | None], settings: Settings
         values = json.loads(text)
         if count and values[0] is not None and values[0] <= SCAN_ROWS:
             t.row_estimate = int(values[0])
+        counted = values[0] is not None and values[0] <= SCAN_ROWS  # every row was read
         for col, found in zip(cols, values[1:], strict=False):
             if found is not None and len(found) <= n:
                 col.samples = _clean(found, col)
+                col.samples_complete = counted
 
 
 def _clean(values: list[Any], col: Column) -> list[str]:

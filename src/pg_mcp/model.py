@@ -30,6 +30,14 @@ class Column:
     distinct_estimate: float | None = None
     samples_withheld: bool = False  # sensitive-looking name: samples deliberately not collected
     samples_complete: bool = False  # samples hold every distinct non-null value
+    # profile (pg_mcp.profiles), on the basis its table's ``profile_basis`` names
+    null_share: float | None = None  # 0..1
+    distinct_count: int | None = None  # distinct non-null values (estimated from statistics)
+    unique_observed: bool = False  # every non-null value distinct (no constraint says so)
+    min_value: str | None = None  # numbers, dates and times, and text in an ISO date format
+    max_value: str | None = None
+    value_format: str | None = None  # text holding dates or numbers: "YYYY-MM-DD", "integer", ...
+    epoch_unit: str | None = None  # integers in the Unix-epoch range: "seconds" | "milliseconds"
 
 
 # Constraint.kind of a relationship no foreign key declares (pg_mcp.inference): its
@@ -78,6 +86,8 @@ class Table:
     partition_of: str | None = None  # "schema.name" of the parent
     partition_bound: str | None = None
     populated: bool = True  # materialized views created WITH NO DATA are not
+    # what the column profiles rest on: "all rows" | "statistics" | "first 10,000 rows" | None
+    profile_basis: str | None = None
     # Columns the access policy removed from ``columns`` (never rendered): lets the validator
     # refuse ``SELECT *`` exactly where a denied column exists, and only there. None = not
     # known (a hand-built model): the validator then assumes any matching pattern may apply.

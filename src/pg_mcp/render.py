@@ -268,6 +268,9 @@ def _fk_group(ctx: _Ctx, items: list[tuple[str, Constraint, str]]) -> list[str]:
     return lines
 
 
+_BASIS = {"statistics": "planner statistics (approximate)"}
+
+
 def _inferred_line(ctx: _Ctx, source: str, c: Constraint) -> str:
     """`a.col -> b.key` (inferred: 100 % of 412 values match, target unique)."""
     return f"{code(_fk_line(ctx, source, c))} (inferred: {one_line(c.definition)})"
@@ -299,7 +302,13 @@ def keys_note(db: DatabaseSchema) -> str:
     return text
 
 
-def _column_row(col: Column, pk: set[str], fk_targets: dict[str, str], view: bool) -> str:
+def _column_row(
+    col: Column,
+    pk: set[str],
+    fk_targets: dict[str, str],
+    view: bool,
+    unique: frozenset[str] = frozenset(),
+) -> str:
     """One row of a table's column table: | name | type | [constraints |] notes |."""
     name = col.name
     flags = []
@@ -328,11 +337,82 @@ def _column_row(col: Column, pk: set[str], fk_targets: dict[str, str], view: boo
     elif col.samples:
         vals = ", ".join(_sample(v, col.type) for v in col.samples)
         notes.append(("values: " if col.samples_complete else "e.g. ") + vals)
+    notes += profile_notes(col, key=name in pk or name in fk_targets, unique=name in unique)
     note = cell(" · ".join(notes)) if notes else ""
     if view:
         return f"| {_name_cell(name)} | {_type_cell(typ)} | {note} |"
     flag = cell(", ".join(flags), MAX_CELL) if flags else ""
     return f"| {_name_cell(name)} | {_type_cell(typ)} | {flag} | {note} |"
+
+
+def profile_notes(col: Column, *, key: bool = False, unique: bool = False) -> list[str]:
+    """A column's profile in a few words: nulls 12 %, 412 distinct, unique, its range."""
+    out = []
+    if col.null_share:
+        pct = col.null_share * 100
+        out.append("all null" if pct >= 100 else f"nulls {_pct(pct)}")
+    lo, hi = col.min_value, col.max_value
+    if col.distinct_count == 1 and lo is not None and lo == hi and not col.epoch_unit:
+        out.append(f"always {_value(lo, col.type)}")
+        return out
+    if col.samples_withheld:  # a sensitive-looking column: how often it is null, no more
+        return out
+    if col.unique_observed and not key and not unique and col.enum_labels is None:
+        out.append("unique (observed)")
+    elif (
+        col.distinct_count
+        and not key
+        and not unique
+        and not col.samples_complete
+        and col.enum_labels is None
+    ):
+        out.append(f"{col.distinct_count:,} distinct")
+    if col.value_format and (lo is None or hi is None):
+        out.append(f"text as {col.value_format}")
+    if lo is None or hi is None or key:
+        return out
+    a, b = profile_range(col)
+    if col.epoch_unit:
+        out.append(f"Unix epoch {col.epoch_unit}: {a} … {b} (UTC)")
+    elif col.value_format:
+        out.append(f"text as {col.value_format}: {a} … {b}")
+    else:
+        out.append(f"range {a} … {b}")
+    return out
+
+
+def profile_range(col: Column) -> tuple[str, str]:
+    """A column's min and max as written in the references (epoch integers as dates)."""
+    lo, hi = col.min_value or "", col.max_value or ""
+    if col.epoch_unit:
+        return _epoch_date(lo, col.epoch_unit), _epoch_date(hi, col.epoch_unit)
+    typ = "text" if col.value_format else col.type
+    return _value(lo, typ), _value(hi, typ)
+
+
+def _pct(p: float) -> str:
+    if p < 1:
+        return "<1 %" if p > 0 else "0 %"
+    return f"{p:.0f} %"
+
+
+_FRACTION = re.compile(r"(\d{2}:\d{2}:\d{2})\.\d+")
+
+
+def _value(v: str, typ: str = "text") -> str:
+    """A min/max: numbers and dates as they are (fractions of seconds cut), text quoted."""
+    if typ.startswith(("timestamp", "time")):
+        return one_line(_FRACTION.sub(r"\1", v))
+    if re.fullmatch(r"[0-9:. +-]+", v):
+        return v
+    return sql_literal(v, SAMPLE_CAP)
+
+
+def _epoch_date(v: str, unit: str) -> str:
+    import datetime as dt
+
+    seconds = int(v) / (1000 if unit == "milliseconds" else 1)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @lru_cache(maxsize=1024)
@@ -512,13 +592,17 @@ def _section(ctx: _Ctx, t: Table, view_lines: int, hl: str = "###") -> str:
             c.columns[0], f"inferred FK {ctx.display.get(target, target)}.{ident(ref)}"
         )
     meta = _kind_label(t)
-    if not t.is_view or (t.kind == "materialized view" and t.populated):
+    if t.profile_basis == "all rows" and t.row_estimate is not None:
+        meta += f" · {t.row_estimate:,} row{'s' if t.row_estimate != 1 else ''} (counted)"
+    elif not t.is_view or (t.kind == "materialized view" and t.populated):
         meta += " · " + rows_label(t.row_estimate)
     if t.partition_of:
         meta += (
             f" · partition of {code(ctx.display.get(t.partition_of, t.partition_of))}"
             f" {one_line(t.partition_bound)}"
         )
+    if t.profile_basis and t.profile_basis != "all rows":
+        meta += f" · profiled on {_BASIS.get(t.profile_basis, t.profile_basis)}"
     if t.comment:
         meta += f" — {quote_text(t.comment)}"
 
@@ -526,7 +610,8 @@ def _section(ctx: _Ctx, t: Table, view_lines: int, hl: str = "###") -> str:
     if t.columns:
         view = t.is_view
         out += _VIEW_COLUMNS_HEAD if view else _COLUMNS_HEAD
-        out += [_column_row(col, pk, fk_targets, view) for col in t.columns]
+        single = frozenset(c.columns[0] for c in uniques if len(c.columns) == 1)
+        out += [_column_row(col, pk, fk_targets, view, single) for col in t.columns]
         out.append("")
     if pk_con:
         out.append("- Primary key: " + _constraint_line(pk_con))
