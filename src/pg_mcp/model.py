@@ -38,6 +38,9 @@ class Column:
     max_value: str | None = None
     value_format: str | None = None  # text holding dates or numbers: "YYYY-MM-DD", "integer", ...
     epoch_unit: str | None = None  # integers in the Unix-epoch range: "seconds" | "milliseconds"
+    # from the notes people keep (pg_mcp.notes), not from the database
+    note: str | None = None
+    unit: str | None = None
 
 
 # Constraint.kind of a relationship no foreign key declares (pg_mcp.inference): its
@@ -88,6 +91,7 @@ class Table:
     populated: bool = True  # materialized views created WITH NO DATA are not
     # what the column profiles rest on: "all rows" | "statistics" | "first 10,000 rows" | None
     profile_basis: str | None = None
+    note: str | None = None  # from the notes people keep (pg_mcp.notes)
     # Columns the access policy removed from ``columns`` (never rendered): lets the validator
     # refuse ``SELECT *`` exactly where a denied column exists, and only there. None = not
     # known (a hand-built model): the validator then assumes any matching pattern may apply.
@@ -190,6 +194,11 @@ class DatabaseSchema:
     functions: list[Function] = field(default_factory=list)
     extensions: list[Extension] = field(default_factory=list)
     search_path: list[str] = field(default_factory=lambda: ["public"])
+    # from the notes people keep (pg_mcp.notes): applied after loading, never cached
+    note: str | None = None
+    glossary: dict[str, str] = field(default_factory=dict)  # term -> meaning / English words
+    glossary_shared: list[str] = field(default_factory=list)  # of those, from _glossary.toml
+    examples: list[dict[str, Any]] = field(default_factory=list)  # {question, sql, verified}
 
     # --- lookups -------------------------------------------------------------
     def table(self, name: str, schema: str | None = None) -> Table | None:

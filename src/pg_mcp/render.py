@@ -41,6 +41,8 @@ MAX_FILE_BYTES = 60 * 1024  # hard limit asserted for every file
 OVERVIEW_LIMIT = 24 * 1024  # in the index layout, a bigger overview gets its own file
 VIEW_LINES = 20  # view definition lines shown (longer ones are cut)
 MAX_CELL = 160  # defaults and other long cell values are cut here
+NOTE_CAP = 300  # characters of a note people wrote (quoted like database text)
+EXAMPLE_SQL_LINES = 30  # lines of a verified example's SQL shown
 
 
 # --- small formatting helpers (pure) -------------------------------------------------------
@@ -330,6 +332,10 @@ def _column_row(
     notes = []
     if col.comment:
         notes.append(quote_text(col.comment))
+    if col.note:
+        notes.append("note: " + quote_text(col.note, NOTE_CAP))
+    if col.unit:
+        notes.append("unit: " + quote_text(col.unit, 40))
     if col.enum_labels is not None:
         notes.append(_enum_note(tuple(col.enum_labels)))
     if col.samples_withheld:
@@ -605,6 +611,8 @@ def _section(ctx: _Ctx, t: Table, view_lines: int, hl: str = "###") -> str:
         meta += f" · profiled on {_BASIS.get(t.profile_basis, t.profile_basis)}"
     if t.comment:
         meta += f" — {quote_text(t.comment)}"
+    if t.note:  # from the notes people keep (references/notes/<db>.toml)
+        meta += f" · note: {quote_text(t.note, NOTE_CAP)}"
 
     out = [f"{hl} {ident(t.schema)}.{ident(t.name)}", "", meta, ""]
     if t.columns:
@@ -824,6 +832,34 @@ def summary(db: DatabaseSchema) -> str:
     return ", ".join(bits)
 
 
+def notes_view(db: DatabaseSchema) -> _V | None:
+    """The notes people keep, for the ``_notes.md.j2`` section (None: there are none)."""
+    shared = set(db.glossary_shared)  # the shared data words help ask; not listed per database
+    if not (db.note or set(db.glossary) - shared or db.examples):
+        return None
+    glossary = [
+        f"{quote_text(term, 60)}: {quote_text(meaning, NOTE_CAP)}"
+        for term, meaning in sorted(db.glossary.items())
+        if term not in shared
+    ]
+    examples = []
+    for ex in db.examples:
+        sql = str(ex.get("sql", "")).strip().rstrip(";")
+        lines = [ln.rstrip() for ln in sql.splitlines() if ln.strip()][:EXAMPLE_SQL_LINES]
+        examples.append(
+            _V(
+                question=quote_text(str(ex.get("question", "")), NOTE_CAP),
+                verified=cell(str(ex.get("verified") or "")),
+                sql="\n".join(lines).replace("```", "` ` `"),
+            )
+        )
+    return _V(
+        description=quote_text(db.note, NOTE_CAP * 2) if db.note else "",
+        glossary=glossary,
+        examples=examples,
+    )
+
+
 def _header(db: DatabaseSchema) -> _V:
     major = db.server_version.split()[0] if db.server_version else "?"
     return _V(
@@ -835,6 +871,7 @@ def _header(db: DatabaseSchema) -> _V:
             "server": f"PostgreSQL {major}",
             "search_path": ", ".join(ident(s) for s in db.search_path) or "(empty)",
             "keys_note": keys_note(db),
+            "notes": notes_view(db),
         }
     )
 
@@ -885,6 +922,7 @@ TEMPLATES = (  # every template, the included ones too (warm() loads them all ah
     "_header.md.j2",
     "_howto.md.j2",
     "_entries.md.j2",
+    "_notes.md.j2",
 )
 
 

@@ -115,7 +115,7 @@ def generate(
             )
 
     launch()
-    from pg_mcp import render
+    from pg_mcp import notes, render
     from pg_mcp.cache import SchemaCache
 
     render.warm()
@@ -134,7 +134,9 @@ def generate(
                     _unknown(settings, name, server)
                 raise
             launch()
-            cache.put(schema)
+            cache.put(schema)  # the database's own description, without the notes
+            for key in notes.apply(schema, notes.load(out, name)):
+                print(f"warning: {out}/notes: {key} names nothing in {name}", file=sys.stderr)
             files = render.render_database(schema)
             blobs = {path: text.encode("utf-8") for path, text in files.items()}
             too_big = [p for p, b in blobs.items() if len(b) > render.MAX_FILE_BYTES]
