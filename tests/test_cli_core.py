@@ -77,7 +77,7 @@ def test_run_json_success_is_exactly_one_object(
         {"name": "label", "type": "text"},
         {"name": "price", "type": "numeric"},
     ]
-    assert out["rows"][0] == [1, "item 1", 1.5]
+    assert out["rows"][0] == [1, "item 1", "1.5"]  # numeric: exact text
     assert out["database"] == db and out["elapsed_ms"] > 0
 
 
