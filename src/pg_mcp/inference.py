@@ -573,3 +573,4 @@ def data_pass(
                 worker.join()
     if failure:
         raise failure[0]
+    prof.apply_counts(profiles or [])

@@ -70,6 +70,15 @@ class TableInput:
     # pg_stats per column: (null_frac, n_distinct, first bound, last bound) when analysed
     stats: dict[str, tuple[float, float, str | None, str | None]] = field(default_factory=dict)
     btree_leading: set[str] = field(default_factory=set)
+    counted: int | None = None  # the exact row count, when every row was read
+
+
+def apply_counts(inputs: list[TableInput]) -> None:
+    """The exact row counts the profiles found, onto their tables (after the inference ran
+    on the estimates it started with, so its choices do not depend on timing)."""
+    for inp in inputs:
+        if inp.counted is not None:
+            inp.table.row_estimate = inp.counted
 
 
 def _ident(name: str) -> str:
@@ -159,7 +168,7 @@ def apply_profile(inp: TableInput, text: str, n_values: int, basis: str) -> None
     t = inp.table
     t.profile_basis = basis
     if basis == "all rows":
-        t.row_estimate = int(total)
+        inp.counted = int(total)  # set on the table by apply_counts, once inference is done
     for ci, row in zip(inp.columns, per_column, strict=True):
         nonnull, distinct, lo, hi, fmt, values = row
         col = ci.column
