@@ -77,7 +77,7 @@ def test_run_json_success_is_exactly_one_object(
         {"name": "label", "type": "text"},
         {"name": "price", "type": "numeric"},
     ]
-    assert out["rows"][0] == [1, "item 1", 1.5]
+    assert out["rows"][0] == [1, "item 1", "1.5"]  # numeric: exact text
     assert out["database"] == db and out["elapsed_ms"] > 0
 
 
@@ -278,7 +278,7 @@ def test_describe_a_table(reader_dsn: str, shop: str, tmp_path: Path) -> None:
     assert out["primary_key"]["columns"] == ["id"]
     assert out["foreign_keys"] == [
         {"name": "orders_customer_id_fkey", "columns": ["customer_id"],
-         "references": "public.customers", "ref_columns": ["id"]}
+         "references": "public.customers", "ref_columns": ["id"], "inferred": None}
     ]  # fmt: skip
     assert [c["definition"] for c in out["checks"]] == ["CHECK (amount >= 0::numeric)"]
     idx = {i["name"]: i for i in out["indexes"]}
@@ -288,7 +288,7 @@ def test_describe_a_table(reader_dsn: str, shop: str, tmp_path: Path) -> None:
     out = one_json(cli("describe", "--db", shop, "--json", "public.customers", dsn=reader_dsn, home=tmp_path).stdout)  # fmt: skip
     assert out["referenced_by"] == [
         {"name": "orders_customer_id_fkey", "table": "public.orders",
-         "columns": ["customer_id"], "ref_columns": ["id"]}
+         "columns": ["customer_id"], "ref_columns": ["id"], "inferred": None}
     ]  # fmt: skip
     assert out["unique"] == [{"name": "customers_email_key", "columns": ["email"]}]
     # text form

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,11 @@ from pg_mcp.ask.context import (
     words,
 )
 from pg_mcp.core.model import Column, Constraint, DatabaseSchema, Table
+from pg_mcp.refs.notes import load as load_notes
+
+REFERENCES = Path(__file__).resolve().parent.parent / "references"
+# the shared Chinese -> English data words (references/notes/_glossary.toml)
+GLOSSARY = load_notes(REFERENCES, "none").glossary
 
 
 def col(
@@ -281,6 +287,7 @@ def test_render_table_full_and_brief() -> None:
 def test_rank_databases() -> None:
     hr = DatabaseSchema(name="hr_db", tables=[t for t in core_tables() if t.schema == "hr"])
     shop = DatabaseSchema(name="shop", tables=[t for t in core_tables() if t.schema == "sales"])
+    hr.glossary = shop.glossary = GLOSSARY
     assert (
         rank_databases({"hr_db": hr, "shop": shop}, "average salary per department")[0][0]
         == "hr_db"
@@ -356,6 +363,7 @@ def test_glossary_and_fk_roles_bridge_languages() -> None:
     )
     filler = synthetic_schema(60).tables[10:]
     schema = DatabaseSchema(name="blog", tables=[users, posts, reactions, *filler])
+    schema.glossary = GLOSSARY
     # a Chinese question on an English-only schema: the glossary maps 表情/反应 -> reaction
     assert score_tables(schema, "每种表情反应各有多少个？")[0].table.qualified == "social.reactions"
     # "authors" names no table, but posts.author_id -> users makes "author" an alias of users

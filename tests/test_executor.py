@@ -88,7 +88,7 @@ def test_select_returns_columns_rows_and_types(db: str, pools: Pools) -> None:
         {"name": "name", "type": "text"},
         {"name": "half", "type": "numeric"},
     ]
-    assert r.rows[0] == [1, "row 1", 0.5]
+    assert r.rows[0] == [1, "row 1", "0.50000000000000000000"]  # numeric: exact text
     assert (r.row_count, r.truncated, r.database) == (5, False, db)
     d = r.to_dict()
     assert (

@@ -197,7 +197,7 @@ async def test_run_readonly_rows_with_database_omitted(make_settings, dbs) -> No
     assert [c["name"] for c in r["columns"]] == ["id", "name", "price"]
     assert r["columns"][0]["type"] == "integer"
     assert r["row_count"] == ITEMS and r["truncated"] is False
-    assert r["rows"][0] == [1, "item 1", 1.5]
+    assert r["rows"][0] == [1, "item 1", "1.50"]  # numeric: exact text, scale kept
     assert r["elapsed_ms"] >= 0
     assert json.loads(text_of(res))["row_count"] == ITEMS  # the text block is the same JSON
     c = capped.structured_content

@@ -469,3 +469,18 @@ def test_run_options_never_raise_the_configured_limits(
     assert out["rows"] == [["3s"]]
     out = run("--timeout", "1", "SELECT current_setting('statement_timeout') AS t")
     assert out["rows"] == [["1s"]]  # lowering still works
+
+
+def test_workflow_runs_once_states_assumptions_and_reads_the_notes() -> None:
+    """Issue 12: run validates, so the workflow has no separate validate step; a short rule
+    for ambiguity; the notes and their verified examples in the find-the-data step."""
+    text = (SKILL / "SKILL.md").read_text(encoding="utf-8")
+    steps = re.findall(r"^### \d+\. (.+)$", text, re.MULTILINE)
+    assert steps == ["Find the data", "Write one query", "Run", "Judge", "Answer"]
+    find = text.split("### 1. Find the data", 1)[1].split("### 2.", 1)[0]
+    assert "Notes" in find and "verified examples" in find and "inferred" in find
+    assert "uv run pg-mcp describe --db DB --json schema.table" in find
+    write = text.split("### 2. Write one query", 1)[1].split("### 3.", 1)[0]
+    for rule in ("state the assumption", "include ties", "inclusive bounds"):
+        assert rule in write, rule
+    assert "not attempts" in text  # exploratory look-ups do not use up the four attempts

@@ -220,3 +220,34 @@ def test_expected_sql_validates_and_returns_rows(case: QueryCase, settings, pool
     assert result.ok, f"case {case.id} failed: {result.code} {result.message}"
     assert result.row_count > 0, f"case {case.id} returned no rows"
     assert not result.truncated, f"case {case.id} returns more than 10,000 rows"
+
+
+# ---------------------------------------------------------------- issue 12's data queries
+
+DATA_QUERIES = ROOT / "fixtures" / "DATA_QUERIES.md"
+DATA_CASES = load_test_queries(DATA_QUERIES)
+
+
+def test_data_queries_are_apart_and_need_the_data_pass_or_the_notes() -> None:
+    assert len(DATA_CASES) >= 6
+    assert not {c.id for c in DATA_CASES} & {c.id for c in CASES}  # TEST_QUERIES stays at 72
+    tags = " ".join(c.title for c in DATA_CASES)
+    for need in ("inferred join", "unit", "date range", "note"):
+        assert need in tags, need
+
+
+@pytest.mark.parametrize("case", DATA_CASES, ids=[f"data-{c.id}" for c in DATA_CASES])
+def test_data_query_sql_validates_and_returns_rows(case: QueryCase, settings, pools) -> None:  # type: ignore[no-untyped-def]
+    test_expected_sql_validates_and_returns_rows(case, settings, pools)
+
+
+def test_the_committed_references_carry_what_the_data_queries_need() -> None:
+    refs = ROOT / "references"
+    gl = (refs / "db_pg_mcp_large" / "finance.gl_entries.md").read_text(encoding="utf-8")
+    assert "inferred FK crm.customers.customer_id" in gl  # case 103
+    assert "inferred FK hr.employees.employee_id" in gl  # case 104
+    large = (refs / "db_pg_mcp_large.md").read_text(encoding="utf-8")
+    assert '"fired": "hr.employees.termination_date IS NOT NULL"' in large  # case 101
+    small = (refs / "db_pg_mcp_small.md").read_text(encoding="utf-8")
+    assert "range 2023-01-02 15:42:53+00 … 2025-12-31 23:00:00+00" in small  # case 105
+    assert 'unit: "orders.currency (ISO 4217)"' in small  # case 106

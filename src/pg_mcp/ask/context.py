@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pg_mcp.core.datatext import quote_text, sql_literal
-from pg_mcp.core.model import Column, DatabaseSchema, Function, Table
-from pg_mcp.refs.render import ident
+from pg_mcp.core.model import INFERRED, Column, DatabaseSchema, Function, Table
+from pg_mcp.refs.render import ident, profile_range
 
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -43,44 +43,9 @@ _CJK_WEAK_STOP = set(
     "个每各多少哪些什么请给我们你他她它这那中为按从对被把将所其最前后并且也都就还一二三上下不没几如何谁得地查询列出显示共有到"
 )
 
-# A small Chinese -> English glossary of common data words, so a Chinese question can find
-# tables whose names and comments are only in English (user -> users, 订单 -> orders).
-GLOSSARY: dict[str, str] = {
-    "用户": "user", "客户": "customer client", "顾客": "customer", "订单": "order", "商品": "product item",
-    "产品": "product", "类别": "category", "分类": "category", "品类": "category", "价格": "price",
-    "金额": "amount total", "数量": "quantity", "库存": "stock inventory", "仓库": "warehouse",
-    "员工": "employee staff", "部门": "department", "工资": "salary", "薪水": "salary", "薪资": "salary",
-    "经理": "manager", "供应商": "supplier vendor", "支付": "payment", "付款": "payment",
-    "发货": "shipment shipping", "物流": "shipment", "快递": "shipment carrier", "配送": "delivery shipment",
-    "地址": "address", "城市": "city", "国家": "country", "地区": "region", "评论": "comment review",
-    "评价": "review rating", "评分": "rating", "反应": "reaction", "表情": "reaction emoji", "帖子": "post",
-    "文章": "article post", "标签": "tag", "社区": "community", "关注": "follow", "粉丝": "follower",
-    "消息": "message", "通知": "notification", "日志": "log", "事件": "event", "会话": "session",
-    "登录": "login", "账户": "account", "账号": "account", "角色": "role", "权限": "permission",
-    "电影": "film movie", "演员": "actor", "租赁": "rental", "租借": "rental", "门店": "store",
-    "商店": "store shop", "店铺": "store shop", "发票": "invoice", "交易": "transaction", "优惠券": "coupon",
-    "折扣": "discount", "品牌": "brand", "状态": "status", "类型": "type kind", "邮箱": "email",
-    "电话": "phone", "生日": "birth", "等级": "tier level", "会员": "member loyalty", "积分": "point",
-    "销售": "sale", "销量": "sale quantity", "收入": "revenue", "营收": "revenue", "利润": "profit",
-    "成本": "cost", "退款": "refund", "取消": "cancel", "航班": "flight", "机场": "airport",
-    "乘客": "passenger", "预订": "booking reservation", "酒店": "hotel", "房间": "room", "学生": "student",
-    "课程": "course", "成绩": "grade score", "老师": "teacher", "患者": "patient", "病人": "patient",
-    "项目": "project", "任务": "task", "实验": "experiment", "页面": "page", "访问": "visit view",
-    "浏览": "view", "流量": "traffic", "注册": "signup", "举报": "report", "审核": "moderation",
-    "版本": "revision version", "草稿": "draft", "书签": "bookmark", "收藏": "bookmark favorite",
-    "销售额": "revenue sale", "每月": "month monthly", "每个月": "month monthly", "月度": "monthly month",
-    "采购": "purchase purchasing", "销售订单": "sale order", "法人": "company entity", "公司": "company",
-    "子公司": "company subsidiary", "工单": "work order ticket", "生产": "manufacturing production",
-    "机器": "machine", "设备": "machine equipment", "质量": "quality", "检验": "inspection",
-    "缺陷": "defect", "维护": "maintenance", "停机": "downtime", "工资单": "payslip payroll",
-    "休假": "leave", "请假": "leave", "培训": "training", "技能": "skill", "绩效": "performance review",
-    "合同": "contract", "报价": "quote", "退货": "return", "促销": "promotion", "渠道": "channel",
-    "目标": "target", "佣金": "commission", "线索": "lead", "商机": "opportunity", "竞争对手": "competitor",
-    "行业": "industry", "区域": "territory region", "税率": "tax rate", "节假日": "holiday",
-    "日历": "calendar", "单位": "unit", "客服": "support ticket", "物料清单": "bom",
-    "库位": "bin storage", "收货": "receipt", "请购": "requisition", "询价": "rfq quote", "评估": "evaluation",
-    "作者": "author", "语言": "lang language", "国籍": "country", "货币": "currency", "汇率": "rate",
-}  # fmt: skip
+# The Chinese -> English glossary of common data words (user -> users, 订单 -> orders) lives in
+# the notes (references/notes/_glossary.toml, and each database's own terms): it arrives
+# here as ``DatabaseSchema.glossary`` (pg_mcp.refs.notes.apply).
 
 # field weights
 W_NAME, W_TCOMMENT, W_COLNAME, W_CCOMMENT, W_SAMPLE = 4.0, 3.0, 1.5, 1.0, 3.0
@@ -88,6 +53,7 @@ W_ALIAS, W_SCHEMA = 2.5, 1.5
 W_UNIGRAM = 0.3  # factor for single CJK characters
 PARENT_SHARE, CHILD_SHARE, BRIDGE_SHARE = 0.45, 0.25, 0.5
 RELEVANCE_CUTOFF = 0.3  # tables scoring below this share of the best one are left out
+MAX_GLOSSARY_LINES = 8  # glossary terms of the question shown in the prompt
 
 
 def estimate_tokens(text: str) -> int:
@@ -143,13 +109,13 @@ def terms(text: str | None) -> set[str]:
     return words(text) | cjk_terms(text)
 
 
-def question_terms(question: str) -> set[str]:
-    """Terms of a question, plus the English glossary words of the Chinese words it contains."""
+def question_terms(question: str, glossary: dict[str, str] | None = None) -> set[str]:
+    """Terms of a question, plus the words glossary terms it contains stand for."""
     out = terms(question)
-    if _CJK_CHAR.search(question):
-        for zh, en in GLOSSARY.items():
-            if zh in question:
-                out |= words(en)
+    lower = question.lower()
+    for term, meaning in (glossary or {}).items():
+        if term and term.lower() in lower:
+            out |= words(meaning)
     return out
 
 
@@ -179,11 +145,13 @@ def _features(t: Table, alias: set[str] | None = None) -> _Features:
         name=words(t.name) | {t.name.lower()},
         alias=set(alias or ()),
         schema=words(t.schema) - {"public"},
-        tcomment=terms(t.comment),
+        tcomment=terms(t.comment) | terms(t.note),
         colnames=set().union(*(words(c.name) | {c.name.lower()} for c in t.columns))
         if t.columns
         else set(),
-        ccomment=set().union(*(terms(c.comment) for c in t.columns)) if t.columns else set(),
+        ccomment=set().union(*(terms(c.comment) | terms(c.note) for c in t.columns))
+        if t.columns
+        else set(),
         samples=samples,
     )
 
@@ -194,10 +162,13 @@ def _mentionable(s: str) -> bool:
     return len(s) >= 3 and not s.replace(".", "").replace("-", "").isdigit() and s not in STOPWORDS
 
 
+_FK_KINDS = ("foreign key", INFERRED)  # declared, and inferred from names and data
+
+
 def _fk_targets(t: Table) -> list[str]:
     out = []
     for c in t.constraints:
-        if c.kind == "foreign key" and c.ref_table:
+        if c.kind in _FK_KINDS and c.ref_table:
             out.append(f"{c.ref_schema or t.schema}.{c.ref_table}")
     return out
 
@@ -224,13 +195,13 @@ def score_tables(schema: DatabaseSchema, question: str) -> list[Scored]:
     aliases: dict[str, set[str]] = {}
     for t in tables:
         for c in t.constraints:
-            if c.kind == "foreign key" and c.ref_table and len(c.columns) == 1:
+            if c.kind in _FK_KINDS and c.ref_table and len(c.columns) == 1:
                 role = words(re.sub(r"_?(id|key|code|no)$", "", c.columns[0], flags=re.IGNORECASE))
                 aliases.setdefault(f"{c.ref_schema or t.schema}.{c.ref_table}", set()).update(role)
     feats = {t.qualified: _features(t, aliases.get(t.qualified)) for t in tables}
     for f in feats.values():
         f.alias -= f.name
-    q_terms = question_terms(question)
+    q_terms = question_terms(question, schema.glossary)
     q_lower = question.lower()
     n = len(tables)
     df: dict[str, int] = {}
@@ -306,7 +277,7 @@ def score_database(schema: DatabaseSchema, question: str) -> float:
     """How likely this database answers the question: its best three tables plus name/comment hits."""
     ranked = score_tables(schema, question)
     s = sum(x.base for x in ranked[:3])
-    q = question_terms(question)
+    q = question_terms(question, schema.glossary)
     s += W_TCOMMENT * len(q & (words(schema.name) | terms(schema.comment)))
     return s
 
@@ -338,14 +309,19 @@ def render_table(
     for c in t.constraints:
         if c.kind == "primary key":
             pk.update(c.columns)
-        elif c.kind == "foreign key" and c.ref_table:
+        elif c.kind in _FK_KINDS and c.ref_table:
             target = sql_name(c.ref_schema or t.schema, c.ref_table)
             refs = c.ref_columns or []
             if len(c.columns) == 1 and len(refs) <= 1:
-                fk_single[c.columns[0]] = (target, ident(refs[0]) if refs else None)
+                ref = ident(refs[0]) if refs else None
+                if c.kind == INFERRED:  # "-> customer.customer_id (inferred)"
+                    ref = f"{ref} (inferred)" if ref else None
+                fk_single.setdefault(c.columns[0], (target, ref))
             else:
                 fk_multi.append(f"{_names(c.columns)} -> {target}{_names(refs)}")
     comment = f" -- {quote_text(t.comment, 160)}" if t.comment else ""
+    if t.note and samples:  # from the notes people keep (they may quote values)
+        comment += f"{' --' if not comment else ';'} note: {quote_text(t.note, 200)}"
     name = sql_name(t.schema, t.name)
     if not full:
         cols = []
@@ -389,15 +365,39 @@ def _render_column(c: Column, pk: bool, fk: str | None, mentioned: bool, samples
     notes = []
     if c.comment:
         notes.append(quote_text(c.comment, 120))
+    if c.note and samples:
+        notes.append("note: " + quote_text(c.note, 160))
+    if c.unit and samples:
+        notes.append("unit: " + quote_text(c.unit, 40))
     if not samples:
         pass
     elif c.enum_labels:
         notes.append("values: " + ", ".join(sql_literal(v, 30) for v in c.enum_labels[:20]))
     elif c.samples:
         shown = list(dict.fromkeys(sql_literal(v, 30) for v in c.samples))
-        k = 10 if mentioned else (5 if all(len(v) < 32 for v in shown) else 2)
-        notes.append("e.g. " + ", ".join(shown[:k]))
+        if c.samples_complete:
+            notes.append("values: " + ", ".join(shown))
+        else:
+            k = 10 if mentioned else (5 if all(len(v) < 32 for v in shown) else 2)
+            notes.append("e.g. " + ", ".join(shown[:k]))
+    notes += _profile_notes(c, samples)
     return " ".join(parts) + (f"  -- {'; '.join(notes)}" if notes else "")
+
+
+def _profile_notes(c: Column, samples: bool) -> list[str]:
+    """What the data says about units and ranges: epoch integers, dates held as text, the
+    range of dates and times (the period a question's "last 6 months" counts back from)."""
+    out = []
+    if c.epoch_unit:
+        out.append(f"Unix epoch {c.epoch_unit}")
+    if c.value_format:
+        out.append(f"text as {c.value_format}")
+    typ = (c.base_type or c.type).lower()
+    dated = typ.startswith(("date", "timestamp")) or c.epoch_unit or c.value_format
+    if samples and dated and c.min_value and c.max_value and c.min_value != c.max_value:
+        lo, hi = profile_range(c)
+        out.append(f"range {lo} .. {hi}")
+    return out
 
 
 def usable_functions(
@@ -462,6 +462,19 @@ class Context:
         }
 
 
+def notes_lines(schema: DatabaseSchema, question: str) -> list[str]:
+    """From the notes people keep: the database's description and the glossary terms the
+    question uses (quoted: people's text is rendered like database text)."""
+    lines = []
+    if schema.note:
+        lines.append(f"NOTE: {quote_text(schema.note, 300)}")
+    lower = question.lower()
+    used = [(t, m) for t, m in sorted(schema.glossary.items()) if t and t.lower() in lower]
+    for term, meaning in used[:MAX_GLOSSARY_LINES]:
+        lines.append(f"GLOSSARY {quote_text(term, 60)}: {quote_text(meaning, 200)}")
+    return lines
+
+
 def select_context(
     schema: DatabaseSchema,
     question: str,
@@ -472,7 +485,25 @@ def select_context(
 ) -> Context:
     """The relevant tables of ``schema`` for ``question``, rendered within ``budget`` tokens
     (``samples=False``: no sample values or enum labels, for ``[ask] send_samples = false``;
-    ``allowed``: which user functions the validator would accept, for the functions shown)."""
+    ``allowed``: which user functions the validator would accept, for the functions shown).
+    The notes' description and the glossary terms the question uses come first."""
+    ctx = _select_context(schema, question, budget, samples=samples, allowed=allowed)
+    extra = notes_lines(schema, question) if samples else []
+    if extra:
+        head, _, rest = ctx.text.partition("\n")
+        ctx.text = "\n".join([head, *extra, rest]) if rest else "\n".join([head, *extra])
+        ctx.tokens = estimate_tokens(ctx.text)
+    return ctx
+
+
+def _select_context(
+    schema: DatabaseSchema,
+    question: str,
+    budget: int,
+    *,
+    samples: bool = True,
+    allowed: Callable[[Function], bool] | None = None,
+) -> Context:
     cands = candidate_tables(schema)
     whole = render_schema(schema, cands, samples=samples, allowed=allowed)
     whole_tokens = estimate_tokens(whole)
@@ -521,7 +552,7 @@ def select_context(
             break
 
     # functions whose name or comment shares a term with the question
-    q_terms = question_terms(question)
+    q_terms = question_terms(question, schema.glossary)
     for f in usable_functions(schema, allowed):
         if q_terms & (words(f.name) | terms(f.comment)):
             text = render_function(f)

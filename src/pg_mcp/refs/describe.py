@@ -27,7 +27,7 @@ from typing import Any
 
 from pg_mcp.core.datatext import COMMENT_CAP, SAMPLE_CAP, VALUE_CAP, cap, plain
 from pg_mcp.core.errors import PgMcpError
-from pg_mcp.core.model import Column, DatabaseSchema, Table
+from pg_mcp.core.model import INFERRED, Column, DatabaseSchema, Table
 from pg_mcp.core.settings import Settings
 
 DEFAULT_VALUES = 20  # distinct values `--column` lists unless --values says otherwise
@@ -235,9 +235,10 @@ def table_detail(
             "columns": c.columns,
             "references": f"{c.ref_schema}.{c.ref_table}",
             "ref_columns": c.ref_columns or [],
+            "inferred": c.definition if c.kind == INFERRED else None,
         }
         for c in table.constraints
-        if c.kind == "foreign key"
+        if c.kind in ("foreign key", INFERRED)
     ]
     fks_in = [
         {
@@ -245,10 +246,12 @@ def table_detail(
             "table": t.qualified,
             "columns": c.columns,
             "ref_columns": c.ref_columns or [],
+            "inferred": c.definition if c.kind == INFERRED else None,
         }
         for t in schema.tables
         for c in t.constraints
-        if c.kind == "foreign key" and (c.ref_schema, c.ref_table) == (table.schema, table.name)
+        if c.kind in ("foreign key", INFERRED)
+        and (c.ref_schema, c.ref_table) == (table.schema, table.name)
     ]
     run = run_readonly(count_sql(table), schema.name, settings=settings, max_rows=1)
     count: dict[str, Any] = {"row_count": None}

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pg_mcp.core.datatext import COMMENT_CAP, SAMPLE_CAP, quote_ident, quote_text, sql_literal
-from pg_mcp.core.model import Column, Constraint, DatabaseSchema, Index, Table
+from pg_mcp.core.model import INFERRED, Column, Constraint, DatabaseSchema, Index, Table
 
 SINGLE_FILE_LIMIT = 50 * 1024  # a database larger than this gets the index layout
 PART_LIMIT = 50 * 1024  # files are cut into parts of at most this size
@@ -41,6 +41,8 @@ MAX_FILE_BYTES = 60 * 1024  # hard limit asserted for every file
 OVERVIEW_LIMIT = 24 * 1024  # in the index layout, a bigger overview gets its own file
 VIEW_LINES = 20  # view definition lines shown (longer ones are cut)
 MAX_CELL = 160  # defaults and other long cell values are cut here
+NOTE_CAP = 300  # characters of a note people wrote (quoted like database text)
+EXAMPLE_SQL_LINES = 30  # lines of a verified example's SQL shown
 
 
 # --- small formatting helpers (pure) -------------------------------------------------------
@@ -173,6 +175,9 @@ class _Ctx:
     display: dict[str, str]  # qualified -> how to write it in SQL (unqualified on search_path)
     fks_out: dict[str, list[tuple[Constraint, str]]]  # table -> [(fk, declared on)]
     fks_in: dict[str, list[tuple[str, Constraint, str]]]  # target -> [(source, fk, declared on)]
+    # relationships no foreign key declares (pg_mcp.db.inference), the same shapes
+    inf_out: dict[str, list[Constraint]]
+    inf_in: dict[str, list[tuple[str, Constraint]]]
 
 
 def _build_ctx(db: DatabaseSchema) -> _Ctx:
@@ -191,16 +196,22 @@ def _build_ctx(db: DatabaseSchema) -> _Ctx:
 
     fks_out: dict[str, list[tuple[Constraint, str]]] = defaultdict(list)
     fks_in: dict[str, list[tuple[str, Constraint, str]]] = defaultdict(list)
+    inf_out: dict[str, list[Constraint]] = defaultdict(list)
+    inf_in: dict[str, list[tuple[str, Constraint]]] = defaultdict(list)
     for t in db.tables:
         owner = _top_parent(t, tables)
         for c in t.constraints:
+            if c.kind == INFERRED and c.ref_table is not None:
+                inf_out[t.qualified].append(c)
+                inf_in[f"{c.ref_schema}.{c.ref_table}"].append((t.qualified, c))
+                continue
             if c.kind != "foreign key" or c.ref_table is None:
                 continue
             target = f"{c.ref_schema}.{c.ref_table}"
             target = _top_parent(tables[target], tables) if target in tables else target
             fks_out[owner].append((c, t.qualified))
             fks_in[target].append((owner, c, t.qualified))
-    return _Ctx(db, tables, display, fks_out, fks_in)
+    return _Ctx(db, tables, display, fks_out, fks_in, inf_out, inf_in)
 
 
 def _top_parent(t: Table, tables: dict[str, Table]) -> str:
@@ -259,14 +270,54 @@ def _fk_group(ctx: _Ctx, items: list[tuple[str, Constraint, str]]) -> list[str]:
     return lines
 
 
-def _column_row(col: Column, pk: set[str], fk_targets: dict[str, str], view: bool) -> str:
+_BASIS = {"statistics": "planner statistics (approximate)"}
+
+
+def _inferred_line(ctx: _Ctx, source: str, c: Constraint) -> str:
+    """`a.col -> b.key` (inferred: 100 % of 412 values match, target unique)."""
+    return f"{code(_fk_line(ctx, source, c))} (inferred: {one_line(c.definition)})"
+
+
+def _by_source(item: tuple[str, Constraint]) -> tuple[str, list[str]]:
+    return item[0], item[1].columns
+
+
+def keys_note(db: DatabaseSchema) -> str:
+    """Plain words when a database declares no keys (and what the references do instead)."""
+    kinds = {c.kind for t in db.tables for c in t.constraints}
+    inferred = INFERRED in kinds
+    tables = [t for t in db.tables if t.kind in ("table", "partitioned table")]
+    if not tables or "foreign key" in kinds:
+        return ""
+    if not kinds & {"primary key", "unique", "foreign key"}:
+        text = "This database declares no keys: no primary key, unique constraint or foreign key."
+    else:
+        text = "This database declares no foreign keys."
+    if inferred:
+        text += (
+            " The relationships marked inferred were found from column names and checked against"
+            " the data (the share of values that match, and whether the target is unique): joins"
+            " to verify, not guarantees."
+        )
+    else:
+        text += " No relationship could be inferred from column names and data: join with care."
+    return text
+
+
+def _column_row(
+    col: Column,
+    pk: set[str],
+    fk_targets: dict[str, str],
+    view: bool,
+    unique: frozenset[str] = frozenset(),
+) -> str:
     """One row of a table's column table: | name | type | [constraints |] notes |."""
     name = col.name
     flags = []
     if name in pk:
         flags.append("PK")
     if name in fk_targets:
-        flags.append("FK " + fk_targets[name])
+        flags.append(fk_targets[name])
     if not col.nullable and name not in pk:
         flags.append("not null")
     if col.identity:
@@ -281,6 +332,10 @@ def _column_row(col: Column, pk: set[str], fk_targets: dict[str, str], view: boo
     notes = []
     if col.comment:
         notes.append(quote_text(col.comment))
+    if col.note:
+        notes.append("note: " + quote_text(col.note, NOTE_CAP))
+    if col.unit:
+        notes.append("unit: " + quote_text(col.unit, 40))
     if col.enum_labels is not None:
         notes.append(_enum_note(tuple(col.enum_labels)))
     if col.samples_withheld:
@@ -288,11 +343,82 @@ def _column_row(col: Column, pk: set[str], fk_targets: dict[str, str], view: boo
     elif col.samples:
         vals = ", ".join(_sample(v, col.type) for v in col.samples)
         notes.append(("values: " if col.samples_complete else "e.g. ") + vals)
+    notes += profile_notes(col, key=name in pk or name in fk_targets, unique=name in unique)
     note = cell(" · ".join(notes)) if notes else ""
     if view:
         return f"| {_name_cell(name)} | {_type_cell(typ)} | {note} |"
     flag = cell(", ".join(flags), MAX_CELL) if flags else ""
     return f"| {_name_cell(name)} | {_type_cell(typ)} | {flag} | {note} |"
+
+
+def profile_notes(col: Column, *, key: bool = False, unique: bool = False) -> list[str]:
+    """A column's profile in a few words: nulls 12 %, 412 distinct, unique, its range."""
+    out = []
+    if col.null_share:
+        pct = col.null_share * 100
+        out.append("all null" if pct >= 100 else f"nulls {_pct(pct)}")
+    lo, hi = col.min_value, col.max_value
+    if col.distinct_count == 1 and lo is not None and lo == hi and not col.epoch_unit:
+        out.append(f"always {_value(lo, col.type)}")
+        return out
+    if col.samples_withheld:  # a sensitive-looking column: how often it is null, no more
+        return out
+    if col.unique_observed and not key and not unique and col.enum_labels is None:
+        out.append("unique (observed)")
+    elif (
+        col.distinct_count
+        and not key
+        and not unique
+        and not col.samples_complete
+        and col.enum_labels is None
+    ):
+        out.append(f"{col.distinct_count:,} distinct")
+    if col.value_format and (lo is None or hi is None):
+        out.append(f"text as {col.value_format}")
+    if lo is None or hi is None or key:
+        return out
+    a, b = profile_range(col)
+    if col.epoch_unit:
+        out.append(f"Unix epoch {col.epoch_unit}: {a} … {b} (UTC)")
+    elif col.value_format:
+        out.append(f"text as {col.value_format}: {a} … {b}")
+    else:
+        out.append(f"range {a} … {b}")
+    return out
+
+
+def profile_range(col: Column) -> tuple[str, str]:
+    """A column's min and max as written in the references (epoch integers as dates)."""
+    lo, hi = col.min_value or "", col.max_value or ""
+    if col.epoch_unit:
+        return _epoch_date(lo, col.epoch_unit), _epoch_date(hi, col.epoch_unit)
+    typ = "text" if col.value_format else col.type
+    return _value(lo, typ), _value(hi, typ)
+
+
+def _pct(p: float) -> str:
+    if p < 1:
+        return "<1 %" if p > 0 else "0 %"
+    return f"{p:.0f} %"
+
+
+_FRACTION = re.compile(r"(\d{2}:\d{2}:\d{2})\.\d+")
+
+
+def _value(v: str, typ: str = "text") -> str:
+    """A min/max: numbers and dates as they are (fractions of seconds cut), text quoted."""
+    if typ.startswith(("timestamp", "time")):
+        return one_line(_FRACTION.sub(r"\1", v))
+    if re.fullmatch(r"[0-9:. +-]+", v):
+        return v
+    return sql_literal(v, SAMPLE_CAP)
+
+
+def _epoch_date(v: str, unit: str) -> str:
+    import datetime as dt
+
+    seconds = int(v) / (1000 if unit == "milliseconds" else 1)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @lru_cache(maxsize=1024)
@@ -462,24 +588,38 @@ def _section(ctx: _Ctx, t: Table, view_lines: int, hl: str = "###") -> str:
         if len(c.columns) == 1 and c.ref_columns and len(c.ref_columns) == 1:
             target = f"{c.ref_schema}.{c.ref_table}"
             fk_targets.setdefault(
-                c.columns[0], f"{ctx.display.get(target, target)}.{ident(c.ref_columns[0])}"
+                c.columns[0], f"FK {ctx.display.get(target, target)}.{ident(c.ref_columns[0])}"
             )
+    inferred = ctx.inf_out.get(qualified, [])
+    for c in inferred:
+        target = f"{c.ref_schema}.{c.ref_table}"
+        ref = (c.ref_columns or ["?"])[0]
+        fk_targets.setdefault(
+            c.columns[0], f"inferred FK {ctx.display.get(target, target)}.{ident(ref)}"
+        )
     meta = _kind_label(t)
-    if not t.is_view or (t.kind == "materialized view" and t.populated):
+    if t.profile_basis == "all rows" and t.row_estimate is not None:
+        meta += f" · {t.row_estimate:,} row{'s' if t.row_estimate != 1 else ''} (counted)"
+    elif not t.is_view or (t.kind == "materialized view" and t.populated):
         meta += " · " + rows_label(t.row_estimate)
     if t.partition_of:
         meta += (
             f" · partition of {code(ctx.display.get(t.partition_of, t.partition_of))}"
             f" {one_line(t.partition_bound)}"
         )
+    if t.profile_basis and t.profile_basis != "all rows":
+        meta += f" · profiled on {_BASIS.get(t.profile_basis, t.profile_basis)}"
     if t.comment:
         meta += f" — {quote_text(t.comment)}"
+    if t.note:  # from the notes people keep (references/notes/<db>.toml)
+        meta += f" · note: {quote_text(t.note, NOTE_CAP)}"
 
     out = [f"{hl} {ident(t.schema)}.{ident(t.name)}", "", meta, ""]
     if t.columns:
         view = t.is_view
         out += _VIEW_COLUMNS_HEAD if view else _COLUMNS_HEAD
-        out += [_column_row(col, pk, fk_targets, view) for col in t.columns]
+        single = frozenset(c.columns[0] for c in uniques if len(c.columns) == 1)
+        out += [_column_row(col, pk, fk_targets, view, single) for col in t.columns]
         out.append("")
     if pk_con:
         out.append("- Primary key: " + _constraint_line(pk_con))
@@ -488,10 +628,19 @@ def _section(ctx: _Ctx, t: Table, view_lines: int, hl: str = "###") -> str:
     if outs:
         out.append("- References:")
         out += ["  - " + f for f in _fk_group(ctx, [(qualified, c, d) for c, d in outs])]
+    if inferred:
+        out.append(
+            "- References, inferred (no foreign key declares them; checked against the data):"
+        )
+        out += ["  - " + _inferred_line(ctx, qualified, c) for c in inferred]
     refby = ctx.fks_in.get(qualified)
     if refby:
         out.append("- Referenced by:")
         out += ["  - " + f for f in _fk_group(ctx, refby)]
+    inf_by = ctx.inf_in.get(qualified)
+    if inf_by:
+        out.append("- Referenced by, inferred:")
+        out += ["  - " + _inferred_line(ctx, src, c) for src, c in sorted(inf_by, key=_by_source)]
     if checks:
         out.append("- Checks:")
         out += ["  - " + _constraint_line(c) for c in checks]
@@ -684,6 +833,34 @@ def summary(db: DatabaseSchema) -> str:
     return ", ".join(bits)
 
 
+def notes_view(db: DatabaseSchema) -> _V | None:
+    """The notes people keep, for the ``_notes.md.j2`` section (None: there are none)."""
+    shared = set(db.glossary_shared)  # the shared data words help ask; not listed per database
+    if not (db.note or set(db.glossary) - shared or db.examples):
+        return None
+    glossary = [
+        f"{quote_text(term, 60)}: {quote_text(meaning, NOTE_CAP)}"
+        for term, meaning in sorted(db.glossary.items())
+        if term not in shared
+    ]
+    examples = []
+    for ex in db.examples:
+        sql = str(ex.get("sql", "")).strip().rstrip(";")
+        lines = [ln.rstrip() for ln in sql.splitlines() if ln.strip()][:EXAMPLE_SQL_LINES]
+        examples.append(
+            _V(
+                question=quote_text(str(ex.get("question", "")), NOTE_CAP),
+                verified=cell(str(ex.get("verified") or "")),
+                sql="\n".join(lines).replace("```", "` ` `"),
+            )
+        )
+    return _V(
+        description=quote_text(db.note, NOTE_CAP * 2) if db.note else "",
+        glossary=glossary,
+        examples=examples,
+    )
+
+
 def _header(db: DatabaseSchema) -> _V:
     major = db.server_version.split()[0] if db.server_version else "?"
     return _V(
@@ -694,6 +871,8 @@ def _header(db: DatabaseSchema) -> _V:
             "summary": summary(db),
             "server": f"PostgreSQL {major}",
             "search_path": ", ".join(ident(s) for s in db.search_path) or "(empty)",
+            "keys_note": keys_note(db),
+            "notes": notes_view(db),
         }
     )
 
@@ -744,6 +923,7 @@ TEMPLATES = (  # every template, the included ones too (warm() loads them all ah
     "_header.md.j2",
     "_howto.md.j2",
     "_entries.md.j2",
+    "_notes.md.j2",
 )
 
 

@@ -188,14 +188,14 @@ def table_text(data: dict[str, Any]) -> list[str]:
         for f in data["foreign_keys"]:
             lines.append(
                 f"  {_cols(f['columns'])} -> {_name(f['references'])} {_cols(f['ref_columns'])}"
-                f"  {_ident(f['name'])}"
+                f"  {_fk_label(f)}"
             )
     if data["referenced_by"]:
         lines.append("referenced by:")
         for f in data["referenced_by"]:
             lines.append(
                 f"  {_name(f['table'])} {_cols(f['columns'])} -> {_cols(f['ref_columns'])}"
-                f"  {_ident(f['name'])}"
+                f"  {_fk_label(f)}"
             )
     if data["checks"]:
         lines.append("checks:")
@@ -229,3 +229,10 @@ def values_text(data: dict[str, Any]) -> list[str]:
         head = f"column {where}: the {n} most frequent distinct values (there are more)"
     rows = [["value", "n"]] + [[_value(v["value"]), str(v["n"])] for v in values]
     return [TEXT_NOTE, head, "", *_align(rows)]
+
+
+def _fk_label(f: dict) -> str:
+    """The constraint's name, or for an inferred relationship its evidence."""
+    if f.get("inferred"):
+        return f"(inferred: {f['inferred']})"
+    return _ident(f["name"])

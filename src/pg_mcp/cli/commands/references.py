@@ -1,33 +1,26 @@
 """pg-mcp references [--db NAME ...] [--out DIR] [--no-samples]: Markdown references.
 
-Introspects each database (up to four at once: the catalog statements run on the
-server while this process loads the renderer and renders the previous database),
+Introspects each database (up to four at once, each on its own thread: the catalog
+statements run on the server while this process loads the renderer and renders the
+previous database),
 renders it, writes the files, removes files a previous run wrote for the same
 database that are no longer produced, rewrites ``README.md`` and stores the model
 in the schema cache.
 ``<out>/.manifest.json`` remembers which files belong to which database (so only
 files this tool wrote are ever removed) and the README line of each database.
-
-Two cores: while this process renders, a forked child serialises and writes the
-schema cache (a thread would have to take turns with the renderer for the GIL). The
-child is forked only where that is safe (Linux, no other thread running); elsewhere
-the cache is written inline. Files whose content is unchanged are not rewritten
-(their timestamps stay).
+Files whose content is unchanged are not rewritten (their timestamps stay).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fnmatch
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pg_mcp.core.errors import PgMcpError
 from pg_mcp.core.settings import Settings
@@ -123,14 +116,13 @@ def generate(
 
     launch()
     from pg_mcp.db.cache import SchemaCache
-    from pg_mcp.refs import render
+    from pg_mcp.refs import notes, render
 
     render.warm()
     out.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(out)
     cache = SchemaCache(settings)
     results = []
-    workers = Workers()
     try:
         for name in chosen:
             launch()
@@ -142,7 +134,9 @@ def generate(
                     _unknown(settings, name, server)
                 raise
             launch()
-            workers.submit(cache.put, schema)  # on the other core while this one renders
+            cache.put(schema)  # the database's own description, without the notes
+            for key in notes.apply(schema, notes.load(out, name)):
+                print(f"warning: {out}/notes: {key} names nothing in {name}", file=sys.stderr)
             files = render.render_database(schema)
             blobs = {path: text.encode("utf-8") for path, text in files.items()}
             too_big = [p for p, b in blobs.items() if len(b) > render.MAX_FILE_BYTES]
@@ -155,11 +149,9 @@ def generate(
             tables = sum(1 for t in schema.tables if not t.partition_of)
             size = sum(len(b) for b in blobs.values())
             results.append(Result(name, tables, len(files), size, time.perf_counter() - began))
-        workers.wait()  # re-raises a failed write
     finally:
         for _, pending in started.values():
-            pending.cancel()  # a failure above: do not leave psql processes behind
-        workers.wait(check=False)
+            pending.cancel()  # a failure above: stop the introspections still running
     if not names:  # a full run: databases no longer reachable lose their references
         for gone in sorted(set(manifest) - set(chosen)):
             _replace_files(out, gone, {}, manifest)
@@ -174,79 +166,6 @@ def generate(
         out / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
     )
     return results
-
-
-class Workers:
-    """Runs jobs in forked child processes where that is safe, else inline, in order.
-
-    A child does its job and leaves with ``os._exit`` (no atexit handlers, no flushing
-    of inherited buffers); a failure is sent back through a pipe and raised by
-    ``wait()`` in this process: OSError as OSError, anything else as RuntimeError.
-    """
-
-    def __init__(self) -> None:
-        import threading
-
-        # fork() copies only the calling thread: with others running, their locks could
-        # be held forever in the child. Linux only: fork without exec is fragile on macOS.
-        self.forking = sys.platform.startswith("linux") and threading.active_count() == 1
-        self._children: list[tuple[int, int]] = []  # (pid, read end of its error pipe)
-
-    def submit(self, job: Callable[..., Any], *args: Any) -> None:
-        if not self.forking:
-            job(*args)
-            return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: do the job, report a failure, never return
-            status = 0
-            try:
-                os.close(read_end)
-                job(*args)
-            except BaseException as exc:
-                status = 1
-                with contextlib.suppress(BaseException):
-                    os.write(write_end, _describe(exc))
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        self._children.append((pid, read_end))
-
-    def wait(self, *, check: bool = True) -> None:
-        """Wait for every child; with ``check``, raise the first failure."""
-        failures = []
-        children, self._children = self._children, []
-        for pid, read_end in children:
-            chunks = []
-            while chunk := os.read(read_end, 65536):
-                chunks.append(chunk)
-            os.close(read_end)
-            _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                failures.append(b"".join(chunks))
-        if check and failures:
-            raise _undescribe(failures[0])
-
-
-def _describe(exc: BaseException) -> bytes:
-    if isinstance(exc, OSError):
-        info: dict[str, Any] = {"errno": exc.errno, "strerror": exc.strerror}
-        info["filename"] = None if exc.filename is None else os.fsdecode(exc.filename)
-    else:
-        info = {"message": f"{type(exc).__name__}: {exc}"}
-    return json.dumps(info).encode("utf-8")
-
-
-def _undescribe(data: bytes) -> Exception:
-    try:
-        info = json.loads(data)
-    except ValueError:
-        info = {}
-    if "errno" in info:
-        return OSError(info["errno"], info["strerror"], info["filename"])
-    return RuntimeError(info.get("message") or "a background write failed")
 
 
 def _selected(name: str, settings: Settings) -> bool:

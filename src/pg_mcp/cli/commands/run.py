@@ -20,6 +20,7 @@ from typing import Any
 from pg_mcp.core.settings import Settings
 
 CELL_WIDTH = 40
+NUMERIC_TYPES = ("numeric", "decimal")  # JSON strings (exact text), right-aligned like numbers
 
 
 def display_width(text: str) -> int:
@@ -72,10 +73,13 @@ def render_table(
     ]
     numeric = [
         bool(rows)
-        and all(
-            isinstance(r[i], int | float) and not isinstance(r[i], bool)
-            for r in rows
-            if r[i] is not None
+        and (
+            str(columns[i].get("type", "")).startswith(NUMERIC_TYPES)  # numeric: exact text
+            or all(
+                isinstance(r[i], int | float) and not isinstance(r[i], bool)
+                for r in rows
+                if r[i] is not None
+            )
         )
         for i in range(len(columns))
     ]
