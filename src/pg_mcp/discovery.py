@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pg_mcp.errors import PgMcpError
@@ -78,15 +79,17 @@ def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseI
     """Databases the configured role can connect to (no templates), filtered by config."""
     import psycopg
 
-    from pg_mcp.pools import utility_kwargs
+    from pg_mcp.pools import utility_kwargs, utility_transaction
 
     dsn = dsn or server_dsn(settings)
     redact = Redactor(settings.secrets())
     try:
         with psycopg.connect(dsn, **utility_kwargs(settings)) as conn:
+            refuse_admin_console(conn)
             for attempt in range(3):
                 try:
-                    rows = conn.execute(_LIST_SQL).fetchall()
+                    with utility_transaction(conn, settings):
+                        rows = conn.execute(_LIST_SQL).fetchall()
                     break
                 except psycopg.errors.UndefinedObject:  # a database dropped mid-query: list again
                     if attempt == 2:
@@ -98,6 +101,18 @@ def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseI
             hint="check PG_MCP_DSN (or unset it to use the embedded server)",
         ) from None
     return [DatabaseInfo(n, int(s or 0), c) for n, s, c in rows if _selected(n, settings)]
+
+
+def refuse_admin_console(conn: Any) -> None:
+    """CONFIG_ERROR when ``conn`` reached PgBouncer's admin console (its virtual database
+    ``pgbouncer``, which answers SHOW commands and no SQL) instead of a database."""
+    version = conn.info.parameter_status("server_version") or ""
+    if version.endswith("/bouncer"):
+        raise PgMcpError(
+            "CONFIG_ERROR",
+            "the DSN points at PgBouncer's admin console (database pgbouncer), not at a database",
+            hint="point PG_MCP_DSN at a database PgBouncer pools (e.g. dbname=postgres)",
+        )
 
 
 def resolve_database(settings: Settings, name: str | None, dsn: str | None = None) -> str:

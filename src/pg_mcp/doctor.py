@@ -75,11 +75,11 @@ def collect(settings: Settings) -> dict[str, Any]:
 
     dsn = server_dsn(settings)
     redact = Redactor(settings.secrets())
-    from pg_mcp.pools import utility_kwargs
+    from pg_mcp.pools import utility_kwargs, utility_transaction
 
     kwargs = utility_kwargs(settings)
     try:
-        with psycopg.connect(dsn, **kwargs) as conn:
+        with psycopg.connect(dsn, **kwargs) as conn, utility_transaction(conn, settings):
             version, version_num, user, session_user, sup, createrole, createdb, bypassrls, repl = (
                 conn.execute(_SERVER_SQL).fetchone() or (None,) * 9
             )
@@ -96,7 +96,10 @@ def collect(settings: Settings) -> dict[str, Any]:
     for info in list_databases(settings, dsn)[:MAX_DATABASES]:
         entry: dict[str, Any] = {"size_bytes": info.size_bytes}
         try:
-            with psycopg.connect(database_dsn(dsn, info.name), **kwargs) as conn:
+            with (
+                psycopg.connect(database_dsn(dsn, info.name), **kwargs) as conn,
+                utility_transaction(conn, settings),
+            ):
                 row = conn.execute(_DATABASE_SQL).fetchone()
             assert row is not None
             create_db, temp, schemas, create_schemas, n_writable, examples = row

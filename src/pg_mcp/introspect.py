@@ -931,14 +931,14 @@ def _version_key(path: str) -> tuple[int, str]:
     return (int(digits[-1]) if digits else 0, path)
 
 
-def _session_sql(settings: Settings) -> list[str]:
-    timeout_ms = int(max(settings.statement_timeout, 30.0) * 1000)
-    return [
-        f"SET statement_timeout = {timeout_ms}",
-        f"SET lock_timeout = {max(1, int(settings.lock_timeout * 1000))}",
-        "SET default_transaction_read_only = on",
-        "SET client_encoding = 'UTF8'",
-    ]
+def _transaction_sql(settings: Settings, statement: str) -> list[str]:
+    """``statement`` in a read-only transaction of its own with the utility timeouts set
+    locally, rolled back: no session state (a PgBouncer in transaction mode may run each
+    transaction on another server connection, shared with other clients)."""
+    from pg_mcp.pools import utility_timeouts
+
+    local = [f"SET LOCAL {name} = {value};" for name, value in utility_timeouts(settings)]
+    return ["BEGIN TRANSACTION READ ONLY;", *local, statement, "ROLLBACK;"]
 
 
 def _first_line(text: str) -> str:
@@ -978,10 +978,10 @@ class _Psql:
     def submit(
         self, statements: list[str], *, strict: bool
     ) -> tuple[subprocess.Popen[bytes], int, bool]:
-        lines = [s + ";" for s in _session_sql(self.settings)]
+        lines = []
         for i, stmt in enumerate(statements):
             lines.append(f"\\echo @@pg-mcp {i}")
-            lines.append(stmt.strip().rstrip(";") + ";")
+            lines += _transaction_sql(self.settings, stmt.strip().rstrip(";") + ";")
         args = [
             self.psql,
             "-X",
@@ -1057,18 +1057,21 @@ class _Psycopg:
             conn = psycopg.connect(
                 self.dsn,
                 autocommit=True,
+                prepare_threshold=None,  # no server-side prepared statements (PgBouncer)
                 connect_timeout=max(1, int(self.settings.connect_timeout)),
                 application_name="pg-mcp introspect",
+                client_encoding="UTF8",
             )
         except psycopg.OperationalError as exc:
             raise _fail(self.name, _first_line(str(exc)), self.settings, connect=True) from None
         results: list[str | None] = []
+        from pg_mcp.pools import utility_transaction
+
         with conn:
-            for stmt in _session_sql(self.settings):
-                conn.execute(stmt)
-            for stmt in statements:
+            for stmt in statements:  # each in a read-only transaction of its own
                 try:
-                    rows = conn.execute(stmt).fetchall()
+                    with utility_transaction(conn, self.settings):
+                        rows = conn.execute(stmt).fetchall()
                 except psycopg.Error as exc:
                     if strict:
                         raise _fail(
