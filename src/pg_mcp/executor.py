@@ -54,7 +54,14 @@ from typing import TYPE_CHECKING, Any
 
 from pg_mcp import audit
 from pg_mcp.errors import PgMcpError
-from pg_mcp.pools import MAX_TIMEOUT, Pools, ServerDown, local_settings_sql, statement_settings
+from pg_mcp.pools import (
+    MAX_TIMEOUT,
+    SEARCH_PATH_SQL,
+    Pools,
+    ServerDown,
+    local_settings_sql,
+    statement_settings,
+)
 from pg_mcp.secrets import Redactor
 from pg_mcp.settings import Settings
 from pg_mcp.watchdog import CANCEL_TIMEOUT
@@ -80,9 +87,6 @@ EXPLAIN_PREFIX = "EXPLAIN (FORMAT JSON) "
 FETCH_CHUNK = 1000  # rows converted to JSON and measured at a time (fewer when they are big)
 WATCHDOG_GRACE = 2.0  # seconds past the statement timeout before the client cancels itself
 BEGIN_SQL = "BEGIN TRANSACTION READ ONLY"
-# the search_path the session started with (the server's, database's and role's defaults),
-# whatever a session-level SET on this server connection may have made of it
-SEARCH_PATH_SQL = "SET LOCAL search_path TO DEFAULT"
 # Session advisory locks are the one state a rollback leaves (the validator refuses them; this
 # holds when validation is bypassed): released in the same round trip as the ROLLBACK.
 END_SQL = ("ROLLBACK", "SELECT pg_advisory_unlock_all()")

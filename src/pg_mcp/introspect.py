@@ -935,9 +935,10 @@ def _transaction_sql(settings: Settings, statement: str) -> list[str]:
     """``statement`` in a read-only transaction of its own with the utility timeouts set
     locally, rolled back: no session state (a PgBouncer in transaction mode may run each
     transaction on another server connection, shared with other clients)."""
-    from pg_mcp.pools import utility_timeouts
+    from pg_mcp.pools import SEARCH_PATH_SQL, utility_timeouts
 
     local = [f"SET LOCAL {name} = {value};" for name, value in utility_timeouts(settings)]
+    local.append(SEARCH_PATH_SQL + ";")
     return ["BEGIN TRANSACTION READ ONLY;", *local, statement, "ROLLBACK;"]
 
 

@@ -46,6 +46,12 @@ _MAX_MS = 2**31 - 1  # the largest value a millisecond setting takes
 CURSOR_TUPLE_FRACTION = "1"
 
 
+# The search_path the session started with (the server's, database's and role's defaults),
+# whatever a session-level SET on this server connection made of it (behind PgBouncer in
+# transaction mode, another client's): ``SET ... TO DEFAULT`` is the reset value.
+SEARCH_PATH_SQL = "SET LOCAL search_path TO DEFAULT"
+
+
 def ms(seconds: float) -> int:
     return 0 if seconds <= 0 else max(1, round(seconds * 1000))
 
@@ -99,11 +105,14 @@ def utility_timeouts(settings: Settings) -> tuple[tuple[str, str], ...]:
 def utility_transaction(
     conn: psycopg.Connection[Any], settings: Settings
 ) -> Iterator[psycopg.Connection[Any]]:
-    """A read-only transaction, always rolled back, with the utility timeouts set locally:
-    what every catalog query of pg-mcp runs in (``conn`` from ``utility_kwargs``)."""
+    """A read-only transaction, always rolled back, with the utility timeouts set locally and
+    the session's default search_path: what every catalog query of pg-mcp runs in (``conn``
+    from ``utility_kwargs``)."""
     conn.read_only = True  # psycopg's public API: transaction() blocks start BEGIN READ ONLY
     with conn.transaction(force_rollback=True):
-        conn.execute(local_settings_sql(utility_timeouts(settings)))
+        with conn.pipeline():
+            conn.execute(local_settings_sql(utility_timeouts(settings)))
+            conn.execute(SEARCH_PATH_SQL)
         yield conn
 
 
