@@ -22,6 +22,18 @@ def server_dsn(settings: Settings) -> str:
     return embedded.reader_dsn(settings.home)
 
 
+def query_dsn(settings: Settings) -> str:
+    """DSN of the server run_readonly's queries run on: ``query_dsn`` (PG_MCP_QUERY_DSN, e.g. a
+    hot standby), else the main one."""
+    return settings.query_dsn or server_dsn(settings)
+
+
+def introspection_dsn(settings: Settings) -> str:
+    """DSN of the server schema introspection reads (the schema cache, references):
+    ``introspection_dsn`` (PG_MCP_INTROSPECTION_DSN), else the main one."""
+    return settings.introspection_dsn or server_dsn(settings)
+
+
 def admin_dsn(settings: Settings) -> str:
     """DSN for loading fixtures and sample databases (they create databases): PG_MCP_DSN, else
     the embedded server's superuser. Never used to run a query pg-mcp was asked to run."""

@@ -148,9 +148,9 @@ class Pools:
     @property
     def server_dsn(self) -> str:
         if self._server_dsn is None:
-            from pg_mcp.discovery import server_dsn
+            from pg_mcp.discovery import query_dsn
 
-            self._server_dsn = server_dsn(self.settings)
+            self._server_dsn = query_dsn(self.settings)
         return self._server_dsn
 
     def _resolved(self, database: str | None) -> str | None:
