@@ -13,6 +13,7 @@ Every wait has a deadline. Use the module-scoped ``standby_pair`` fixture (impor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -180,12 +181,10 @@ class StandbyPair:
         )
 
     def stop(self) -> None:
-        for which, data in (("standby", self.standby), ("primary", self.primary)):
+        for data in (self.standby, self.primary):
             if (data / "postmaster.pid").exists():
-                try:
+                with contextlib.suppress(RuntimeError):  # already gone
                     self._run(self._bin("pg_ctl"), "-w", "-D", str(data), "-m", "immediate", "stop")
-                except RuntimeError:
-                    pass  # already gone
 
     def close(self) -> None:
         try:
