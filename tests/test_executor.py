@@ -293,7 +293,7 @@ def test_session_state_does_not_leak_to_the_next_pooled_use(db: str, pools: Pool
     # a custom placeholder, once defined, stays defined, but with its empty reset value
     assert after.rows[0][2] in (default_leak, "")
     assert after.rows[0][3] != "1GB"
-    assert after.rows[0][4] == 0  # released at the end of the call (pg_advisory_unlock_all)
+    assert after.rows[0][4] == 0  # released before this call's query (pg_advisory_unlock_all)
 
 
 SETTINGS_SEEN = (

@@ -149,7 +149,7 @@ def test_session_state_never_reaches_another_call(
             "SELECT current_setting('search_path'), current_setting('statement_timeout'),"
             " current_setting('lock_timeout'), coalesce(current_setting('pgmcp.leak', true), ''),"
             " current_setting('work_mem') <> '1GB', current_setting('transaction_read_only'),"
-            " (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 77)"
+            " (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())"
         )
         results = parallel(40, lambda i: run_readonly(seen_sql, db, pools=pools, validate=False))
     assert [r.code for r in results if not r.ok] == []

@@ -28,18 +28,20 @@ even when validation is bypassed (``validate=False``):
    stopped it shortly after the statement timeout, and cuts the connection's socket when the
    cancel cannot be delivered or does not help: no call waits forever. Such a connection is
    discarded.
-6. Every use ends with ``ROLLBACK`` (which also undoes any session-level ``set_config(...,
-   false)`` the statement made) and ``pg_advisory_unlock_all()`` (session advisory locks
-   outlive a rollback; the validator refuses them anyway) in one round trip: no state reaches
-   the next use and no ``DISCARD ALL`` is needed (a PgBouncer's ``server_reset_query`` is its
-   own business). Psycopg never prepares statements (``prepare_threshold=None``). A connection
-   that cannot be ended cleanly is closed.
+6. Every use ends with ``ROLLBACK``, which also undoes any session-level ``set_config(...,
+   false)`` the statement made: no setting reaches the next use and no ``DISCARD ALL`` is
+   needed (a PgBouncer's ``server_reset_query`` is its own business). Session advisory locks
+   outlive a rollback; the validator refuses every advisory-lock function, and when validation
+   is bypassed a lock left behind is released by the connection's next call
+   (``pg_advisory_unlock_all()`` in its settings statement, before its query runs). Psycopg
+   never prepares statements (``prepare_threshold=None``). A connection that cannot be ended
+   cleanly is closed.
 
 The statement kind (EXPLAIN or a query) comes from the validator's verdict, or, without
 validation, from the validator's own lexer: one lexer decides what a statement is.
 
 Round trips: BEGIN, the settings, DECLARE and a zero-row FETCH (the columns) in one pipelined
-trip; the FETCH streamed; ROLLBACK and the unlock in one trip. The EXPLAIN guard adds a
+trip; the FETCH streamed; ROLLBACK (a plain statement: no pipeline needed for one). The EXPLAIN guard adds a
 statement to the first trip, and a result with types not seen before one type lookup.
 
 Failures are returned (``RunResult(ok=False, code=...)``), never raised.
@@ -87,9 +89,11 @@ EXPLAIN_PREFIX = "EXPLAIN (FORMAT JSON) "
 FETCH_CHUNK = 1000  # rows converted to JSON and measured at a time (fewer when they are big)
 WATCHDOG_GRACE = 2.0  # seconds past the statement timeout before the client cancels itself
 BEGIN_SQL = "BEGIN TRANSACTION READ ONLY"
+END_SQL = "ROLLBACK"
 # Session advisory locks are the one state a rollback leaves (the validator refuses them; this
-# holds when validation is bypassed): released in the same round trip as the ROLLBACK.
-END_SQL = ("ROLLBACK", "SELECT pg_advisory_unlock_all()")
+# holds when validation is bypassed): released by the next call's settings statement, at no
+# cost of a statement of its own.
+UNLOCK_SQL = "pg_advisory_unlock_all()"
 
 # Statement keywords that are not queries: when DECLARE's grammar refuses one of them we know the
 # statement tried to write, change the session or run a utility command.
@@ -402,9 +406,9 @@ def _quote_ident(name: str) -> str:
 
 def settings_sql(seconds: float, settings: Settings) -> str:
     """The transaction's local settings, in one statement (``set_config(..., true)`` is ``SET
-    LOCAL``)."""
+    LOCAL``), which also releases any session advisory lock a previous call left."""
     pairs = statement_settings(seconds, settings.lock_timeout, settings.idle_in_transaction_timeout)
-    return local_settings_sql(pairs)
+    return local_settings_sql(pairs) + ", " + UNLOCK_SQL
 
 
 def fetch_sql(n: int) -> str:
@@ -434,8 +438,8 @@ class _Call:
             pool.putconn(conn)
 
     def _execute(self, conn: psycopg.Connection[Any], *, may_retry: bool) -> RunResult:
-        """BEGIN, the local settings, DECLARE (one trip), the streamed FETCH, ROLLBACK and the
-        unlock (one trip); the watchdog over all of it. Every path ends rolled back, or closed."""
+        """BEGIN, the local settings, DECLARE (one trip), the streamed FETCH, ROLLBACK; the
+        watchdog over all of it. Every path ends rolled back, or closed."""
         import psycopg
 
         s = self.settings
@@ -545,14 +549,11 @@ def _pipeline(conn: psycopg.Connection[Any], steps: list[tuple[str, str]]) -> li
 
 
 def _end(conn: psycopg.Connection[Any]) -> None:
-    """ROLLBACK and the unlock in one round trip; a connection that cannot be ended cleanly is
-    closed (the pool replaces it)."""
+    """ROLLBACK; a connection that cannot be ended cleanly is closed (the pool replaces it)."""
     import psycopg
 
     try:
-        with conn.pipeline():
-            for statement in END_SQL:
-                conn.execute(statement)
+        conn.execute(END_SQL)
     except psycopg.Error:
         conn.close()
 
