@@ -8,7 +8,7 @@ Against the configured server (PG_MCP_DSN, else the embedded one), on ``db_pg_mc
    (``pool_max_size = clients``), through a private PgBouncer (Debian's, tests/pgbouncer.py:
    default configuration, transaction pooling, ``default_pool_size = 4``: 40 client
    connections, 4 server connections) versus the same load straight to PostgreSQL (40
-   backends). Rounds alternate between the sides (``--rounds``, 5); per side, the median
+   backends). Rounds alternate between the sides (``--rounds``, 10); per side, the median
    round's calls per second and the p95 of every call's latency::
 
        bouncer_calls_per_second / direct_calls_per_second / bouncer_vs_direct_throughput_ratio
@@ -21,7 +21,7 @@ Against the configured server (PG_MCP_DSN, else the embedded one), on ``db_pg_mc
 2. **Two stateless replicas vs one.** ``pg-mcp serve --transport http --stateless`` twice;
    ``--http-calls`` (400) ``tools/call run_readonly`` JSON-RPC requests from ``--clients``
    concurrent HTTP clients (one asyncio loop, httpx2), all to one replica, then round robin
-   over both (alternating, ``--rounds``)::
+   over both (alternating, ``--rounds``, 10)::
 
        one_replica_calls_per_second / two_replicas_calls_per_second
        two_vs_one_replica_throughput_ratio
@@ -33,7 +33,7 @@ Against the configured server (PG_MCP_DSN, else the embedded one), on ``db_pg_mc
 
 Skipped (a ``*_skipped:`` line) when pgbouncer is not installed.
 
-    uv run python bench/bench_scale.py [--calls 200] [--clients 40] [--rounds 5]
+    uv run python bench/bench_scale.py [--calls 200] [--clients 40] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--http-calls", type=int, default=400)
     ap.add_argument("--clients", type=int, default=40)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--only", choices=["pgbouncer", "replicas"])
     args = ap.parse_args(argv)
 
