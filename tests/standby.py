@@ -32,7 +32,9 @@ READER = "pgmcp_reader"
 SETTINGS = {
     "listen_addresses": "''",
     "fsync": "off",
-    "synchronous_commit": "off",
+    # on: a commit's WAL is flushed (and so sent to the standby) before COMMIT returns, so
+    # wait_replayed() after a write waits for that write
+    "synchronous_commit": "on",
     "full_page_writes": "on",
     "shared_buffers": "32MB",
     "max_connections": "60",
@@ -168,11 +170,12 @@ class StandbyPair:
             time.sleep(0.1)
 
     def wait_replayed(self, timeout: float = 60.0) -> None:
-        """Until the standby has replayed everything the primary wrote so far."""
+        """Until the standby has replayed everything the primary wrote so far (up to its WAL
+        insert position, not just what it had written out)."""
         import psycopg
 
         with psycopg.connect(self.primary_dsn, autocommit=True) as conn:
-            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
         assert row is not None
         self._wait_sql(
             self.standby_dsn,
