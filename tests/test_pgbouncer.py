@@ -243,3 +243,39 @@ def test_repeated_identical_calls_never_prepare_a_statement(
             assert conn.prepare_threshold is None
     assert [r.code for r in results if not r.ok] == []
     assert {r.rows[0][0] for r in results} == {90}
+
+
+def test_query_role_is_the_transactions_own(
+    pgbouncer: PgBouncer, pg_dsn: str, db: str, tmp_path: Path
+) -> None:
+    """``policy.query_role`` is assumed with SET LOCAL ROLE: every call runs as it, and the
+    server connections PgBouncer hands to the next client are back to the login role."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from pg_mcp.settings import Policy
+
+    admin = str(conninfo_to_dict(pg_dsn).get("user") or "postgres")
+    settings = load_settings(
+        env={"PG_MCP_DSN": pgbouncer.client_dsn("postgres", admin), "PG_MCP_HOME": str(tmp_path)},
+        config_path=None,
+        include=(db,),
+        pool_max_size=8,
+        policy=Policy(query_role=READER),
+    )
+    with Pools(settings) as pools:
+        results = parallel(
+            40,
+            lambda i: run_readonly(
+                "SELECT current_user::text, session_user::text", db, pools=pools
+            ),
+        )
+    assert [r.code for r in results if not r.ok] == []
+    assert {tuple(r.rows[0]) for r in results} == {(READER, admin)}
+    bouncer_dsn = database_dsn(pgbouncer.client_dsn("postgres", admin), db)
+    others = [psycopg.connect(bouncer_dsn) for _ in range(POOL_SIZE)]  # every server connection
+    try:
+        seen = {conn.execute("SELECT current_user::text").fetchone() for conn in others}
+    finally:
+        for conn in others:
+            conn.close()
+    assert seen == {(admin,)}
