@@ -10,7 +10,7 @@ load hits every case alike):
 - ``raw_txn``: a raw psycopg connection running it inside ``BEGIN READ ONLY`` ... ``ROLLBACK``
   (psycopg's own ``read_only`` transaction: the baseline of issue 7). Both raw connections
   keep psycopg's default ``prepare_threshold`` (5): from the 6th call on they reuse a
-  prepared plan, which run_readonly cannot (DISCARD ALL drops prepared statements);
+  prepared plan, which run_readonly cannot (it never prepares: PgBouncer);
 - ``run_novalidate``: ``run_readonly(validate=False)``;
 - ``run_validate_repeat``: ``run_readonly`` with validation, the same SQL every call;
 - ``run_validate_unique``: ``run_readonly`` with validation, a different literal every call;

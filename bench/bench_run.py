@@ -19,7 +19,7 @@ the side after another's block runs measurably slower):
 
 - ``run``: ``run_readonly(sql, db, pools=...)`` with validation, the same SQL every call, so
   the verdict cache answers (what a user's repeated call gets); warm pool; every call:
-  checkout, BEGIN READ ONLY, DECLARE cursor (extended protocol), FETCH, ROLLBACK, DISCARD ALL,
+  checkout, BEGIN READ ONLY, DECLARE cursor (extended protocol), FETCH, ROLLBACK,
   rows made JSON-safe;
 - ``run_uncached``: the same, with a text never seen before (a distinct leading comment), so
   the statement is parsed and checked by the validator every call;
@@ -28,8 +28,8 @@ the side after another's block runs measurably slower):
 - ``psycopg`` (the baseline): a warm ``psycopg.connect(dsn)`` with default settings running
   the same SQL: ``conn.execute(sql).fetchall()`` then ``conn.commit()`` (BEGIN, the query,
   COMMIT: three round trips). psycopg prepares a statement after 5 executions
-  (``prepare_threshold=5``), so this baseline reuses its plan; run_readonly cannot (DISCARD
-  ALL drops prepared statements on every return to the pool);
+  (``prepare_threshold=5``), so this baseline reuses its plan; run_readonly cannot (it never
+  prepares: ``prepare_threshold=None``, which PgBouncer in transaction mode needs);
 - ``psycopg_unprepared``: the same with ``prepare_threshold=None`` (planned every call, as
   run_readonly is), for context;
 - ``psycopg_autocommit``: ``autocommit=True`` (one round trip, no transaction), for context.

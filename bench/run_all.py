@@ -47,6 +47,7 @@ SCRIPTS = (
     Script("serve", "bench_serve.py", 900, (), ("-n", "3")),
     Script("ask_tokens", "bench_ask_tokens.py", 900, (), ("--questions", "5")),
     Script("references", "bench_references.py", 3600, (), ("--runs", "1")),
+    Script("scale", "bench_scale.py", 900, (), ("--rounds", "3")),
     Script("joins", "bench_joins.py", 1800),
 )
 

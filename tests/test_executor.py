@@ -293,16 +293,29 @@ def test_session_state_does_not_leak_to_the_next_pooled_use(db: str, pools: Pool
     # a custom placeholder, once defined, stays defined, but with its empty reset value
     assert after.rows[0][2] in (default_leak, "")
     assert after.rows[0][3] != "1GB"
-    assert after.rows[0][4] == 0  # DISCARD ALL released the session-level advisory lock
+    assert after.rows[0][4] == 0  # released before this call's query (pg_advisory_unlock_all)
 
 
-def test_connections_default_to_read_only(db: str, pools: Pools) -> None:
-    r = run(
-        "SELECT current_setting('default_transaction_read_only'), current_setting('transaction_read_only')",
-        db,
-        pools,
-    )
-    assert r.rows == [["on", "on"]]
+SETTINGS_SEEN = (
+    "SELECT current_setting('transaction_read_only'), current_setting('statement_timeout'),"
+    " current_setting('lock_timeout'), current_setting('IntervalStyle')"
+)
+
+
+def test_settings_live_in_the_transaction_only(db: str, pools: Pools) -> None:
+    """Every setting is the transaction's own (SET LOCAL): a call with another timeout leaves
+    nothing for the next call, and the pooled connection's session holds none of them (no
+    startup options, nothing to reset: what a PgBouncer in transaction mode needs)."""
+    custom = run(SETTINGS_SEEN, db, pools, timeout=3)
+    assert custom.rows == [["on", "3s", "1s", "postgres"]], custom
+    default = run(SETTINGS_SEEN, db, pools)
+    assert default.rows == [["on", "10s", "1s", "postgres"]], default
+    with pools.get(db).connection() as conn:  # the same connection, outside any transaction
+        session = conn.execute(
+            "SELECT current_setting('default_transaction_read_only'),"
+            " current_setting('statement_timeout'), current_setting('lock_timeout')"
+        ).fetchone()
+    assert session == ("off", "0", "0")
 
 
 def test_cannot_switch_the_transaction_to_read_write(pg_dsn: str, db: str, pools: Pools) -> None:

@@ -1,7 +1,7 @@
 """run_readonly's fast path keeps every safety property (real PostgreSQL throughout).
 
 The fast path: BEGIN READ ONLY, the settings and DECLARE in one pipelined round trip, the
-FETCH streamed, ROLLBACK and DISCARD ALL in one round trip; the checkout ping skipped for a
+FETCH streamed, ROLLBACK in one round trip; the checkout ping skipped for a
 connection that answered moments ago and whose socket is quiet, with one retry when such a
 connection proves dead before the server answered anything; and a cache of validation
 verdicts that lapses when the schema cache serves a new model.
@@ -70,7 +70,7 @@ SESSION_STATE = (
 @pytest.mark.parametrize(
     ("overrides", "max_rows"),
     [
-        ({}, 10),  # one round trip: ROLLBACK + DISCARD ALL after the Sync
+        ({}, 10),  # one round trip: ROLLBACK after the Sync
         ({"explain_max_cost": 1e12}, 10),  # EXPLAIN guard: two round trips
         ({}, FETCH_CHUNK + 500),  # chunked fetch, then the reset
     ],

@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=8000)
     c.add_argument(
+        "--stateless",
+        action="store_true",
+        help="HTTP only: no MCP session kept between requests and plain JSON responses, so any "
+        "replica behind a load balancer answers any request",
+    )
+    c.add_argument(
         "--insecure-no-auth",
         action="store_true",
         help="allow HTTP on a non-loopback --host without bearer auth (anyone who reaches the "

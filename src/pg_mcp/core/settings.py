@@ -8,6 +8,9 @@ Example ``pg-mcp.toml``::
     [databases]
     include = ["db_pg_mcp_*"]      # glob patterns; empty = every reachable database
     exclude = ["postgres"]
+    # optional, default: the main DSN (PG_MCP_DSN); e.g. queries on a hot standby
+    query_dsn = "postgresql://pgmcp_reader@standby.internal/postgres"          # PG_MCP_QUERY_DSN
+    introspection_dsn = "postgresql://pgmcp_reader@primary.internal/postgres"  # PG_MCP_INTROSPECTION_DSN
 
     [limits]
     statement_timeout = 10         # seconds
@@ -90,6 +93,10 @@ class Policy:
 class Settings:
     # where the databases are
     dsn: str | None = None  # PG_MCP_DSN; None = embedded server
+    # Where run_readonly's queries run (its connection pools) and where schema introspection
+    # (the schema cache, references) connects; None = ``dsn``. Discovery and doctor use ``dsn``.
+    query_dsn: str | None = None  # PG_MCP_QUERY_DSN / [databases] query_dsn
+    introspection_dsn: str | None = None  # PG_MCP_INTROSPECTION_DSN / [databases] introspection_dsn
     home: Path = Path(".pg-mcp")  # PG_MCP_HOME: embedded data dir, cache, audit
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -156,6 +163,7 @@ class Settings:
 
         token = self.http_token.strip() if self.http_token else None
         values = [dsn_password(self.dsn), self.openai_api_key, token]
+        values += [dsn_password(self.query_dsn), dsn_password(self.introspection_dsn)]
         values += tokens_file_secrets(self.http_tokens_file)
         return [s for s in values if s]
 
@@ -164,7 +172,13 @@ class Settings:
 
 
 _FILE_KEYS: dict[str, dict[str, str]] = {
-    "databases": {"include": "include", "exclude": "exclude", "dsn": "dsn"},
+    "databases": {
+        "include": "include",
+        "exclude": "exclude",
+        "dsn": "dsn",
+        "query_dsn": "query_dsn",
+        "introspection_dsn": "introspection_dsn",
+    },
     "limits": {
         "statement_timeout": "statement_timeout",
         "lock_timeout": "lock_timeout",
@@ -216,6 +230,8 @@ _FILE_KEYS: dict[str, dict[str, str]] = {
 
 _ENV_KEYS: dict[str, str] = {
     "PG_MCP_DSN": "dsn",
+    "PG_MCP_QUERY_DSN": "query_dsn",
+    "PG_MCP_INTROSPECTION_DSN": "introspection_dsn",
     "PG_MCP_HOME": "home",
     "PG_MCP_STATEMENT_TIMEOUT": "statement_timeout",
     "PG_MCP_MAX_ROWS": "max_rows",

@@ -38,7 +38,8 @@ def fingerprint(settings: Settings) -> str:
     """What a cached model depends on besides the database: server, policy, sampling."""
     from pg_mcp.core.secrets import redact_dsn
 
-    server = redact_dsn(settings.dsn) if settings.dsn else f"embedded:{settings.home.resolve()}"
+    dsn = settings.introspection_dsn or settings.dsn
+    server = redact_dsn(dsn) if dsn else f"embedded:{settings.home.resolve()}"
     parts = [server, repr(settings.policy), str(settings.samples), str(settings.max_samples)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -142,10 +143,10 @@ class SchemaCache:
         with self._lock:
             db_lock = self._db_locks.setdefault(database, threading.Lock())
         with db_lock:
-            from pg_mcp.db.discovery import database_dsn, resolve_database, server_dsn
+            from pg_mcp.db.discovery import database_dsn, introspection_dsn, resolve_database
             from pg_mcp.db.introspect import introspect
 
-            server = server_dsn(self.settings)
+            server = introspection_dsn(self.settings)
             name = resolve_database(self.settings, database, server)
             started = time.time()
             schema = introspect(database_dsn(server, name), name, self.settings)

@@ -6,6 +6,7 @@ import fnmatch
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pg_mcp.core.errors import PgMcpError
@@ -21,6 +22,18 @@ def server_dsn(settings: Settings) -> str:
     from pg_mcp.db import embedded
 
     return embedded.reader_dsn(settings.home)
+
+
+def query_dsn(settings: Settings) -> str:
+    """DSN of the server run_readonly's queries run on: ``query_dsn`` (PG_MCP_QUERY_DSN, e.g. a
+    hot standby), else the main one."""
+    return settings.query_dsn or server_dsn(settings)
+
+
+def introspection_dsn(settings: Settings) -> str:
+    """DSN of the server schema introspection reads (the schema cache, references):
+    ``introspection_dsn`` (PG_MCP_INTROSPECTION_DSN), else the main one."""
+    return settings.introspection_dsn or server_dsn(settings)
 
 
 def admin_dsn(settings: Settings) -> str:
@@ -80,15 +93,17 @@ def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseI
     """Databases the configured role can connect to (no templates), filtered by config."""
     import psycopg
 
-    from pg_mcp.db.pools import utility_kwargs
+    from pg_mcp.db.pools import utility_kwargs, utility_transaction
 
     dsn = dsn or server_dsn(settings)
     redact = Redactor(settings.secrets())
     try:
         with psycopg.connect(dsn, **utility_kwargs(settings)) as conn:
+            refuse_admin_console(conn)
             for attempt in range(3):
                 try:
-                    rows = conn.execute(_LIST_SQL).fetchall()
+                    with utility_transaction(conn, settings):
+                        rows = conn.execute(_LIST_SQL).fetchall()
                     break
                 except psycopg.errors.UndefinedObject:  # a database dropped mid-query: list again
                     if attempt == 2:
@@ -100,6 +115,18 @@ def list_databases(settings: Settings, dsn: str | None = None) -> list[DatabaseI
             hint="check PG_MCP_DSN (or unset it to use the embedded server)",
         ) from None
     return [DatabaseInfo(n, int(s or 0), c) for n, s, c in rows if _selected(n, settings)]
+
+
+def refuse_admin_console(conn: Any) -> None:
+    """CONFIG_ERROR when ``conn`` reached PgBouncer's admin console (its virtual database
+    ``pgbouncer``, which answers SHOW commands and no SQL) instead of a database."""
+    version = conn.info.parameter_status("server_version") or ""
+    if version.endswith("/bouncer"):
+        raise PgMcpError(
+            "CONFIG_ERROR",
+            "the DSN points at PgBouncer's admin console (database pgbouncer), not at a database",
+            hint="point PG_MCP_DSN at a database PgBouncer pools (e.g. dbname=postgres)",
+        )
 
 
 def resolve_database(settings: Settings, name: str | None, dsn: str | None = None) -> str:

@@ -34,6 +34,17 @@ SELECT current_setting('server_version'), current_setting('server_version_num'):
        r.rolreplication
 FROM pg_roles r WHERE r.rolname = current_user
 """
+# Is this server a hot standby, and how far behind its primary? (Functions any role may call.)
+# replay_lag_seconds: since the last transaction replayed (the real lag while the primary is
+# writing; it also grows on an idle primary); replay_lag_bytes: WAL received, not yet replayed.
+_RECOVERY_SQL = """
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery()
+            THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,
+       CASE WHEN pg_is_in_recovery()
+            THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 END,
+       pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text
+"""
 _MEMBER_SQL = """
 SELECT rolname, pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = ANY(%s)
 """
@@ -75,16 +86,17 @@ def collect(settings: Settings) -> dict[str, Any]:
 
     dsn = server_dsn(settings)
     redact = Redactor(settings.secrets())
-    from pg_mcp.db.pools import utility_kwargs
+    from pg_mcp.db.pools import utility_kwargs, utility_transaction
 
     kwargs = utility_kwargs(settings)
     try:
-        with psycopg.connect(dsn, **kwargs) as conn:
+        with psycopg.connect(dsn, **kwargs) as conn, utility_transaction(conn, settings):
             version, version_num, user, session_user, sup, createrole, createdb, bypassrls, repl = (
                 conn.execute(_SERVER_SQL).fetchone() or (None,) * 9
             )
             roles = list(RISKY_ROLES) + list(NOTED_ROLES)
             member = {name: bool(m) for name, m in conn.execute(_MEMBER_SQL, [roles]).fetchall()}
+            recovery = _recovery(conn)
     except psycopg.Error as exc:
         raise PgMcpError(
             "CONNECTION_ERROR",
@@ -96,7 +108,10 @@ def collect(settings: Settings) -> dict[str, Any]:
     for info in list_databases(settings, dsn)[:MAX_DATABASES]:
         entry: dict[str, Any] = {"size_bytes": info.size_bytes}
         try:
-            with psycopg.connect(database_dsn(dsn, info.name), **kwargs) as conn:
+            with (
+                psycopg.connect(database_dsn(dsn, info.name), **kwargs) as conn,
+                utility_transaction(conn, settings),
+            ):
                 row = conn.execute(_DATABASE_SQL).fetchone()
             assert row is not None
             create_db, temp, schemas, create_schemas, n_writable, examples = row
@@ -114,9 +129,19 @@ def collect(settings: Settings) -> dict[str, Any]:
             )
         databases[info.name] = entry
 
+    targets: dict[str, dict[str, Any]] = {}
+    for purpose, other in (
+        ("query", settings.query_dsn),
+        ("introspection", settings.introspection_dsn),
+    ):
+        if other and other != dsn:
+            targets[purpose] = _target_facts(other, settings, redact)
+
     return {
         "server_version": version,
         "server_version_num": version_num,
+        "recovery": recovery,
+        "targets": targets,
         "role": user,
         "session_user": session_user,
         "superuser": bool(sup),
@@ -127,6 +152,56 @@ def collect(settings: Settings) -> dict[str, Any]:
         "memberships": {name: member.get(name, False) for name in roles},
         "databases": databases,
     }
+
+
+def _recovery(conn: Any) -> dict[str, Any]:
+    """Standby or primary, and the replay lag of a standby (see _RECOVERY_SQL)."""
+    row = conn.execute(_RECOVERY_SQL).fetchone()
+    standby, lag_s, lag_b, received, replayed = row if row else (False, None, None, None, None)
+    out: dict[str, Any] = {"standby": bool(standby)}
+    if standby:
+        out.update(
+            replay_lag_seconds=None if lag_s is None else round(float(lag_s), 3),
+            replay_lag_bytes=None if lag_b is None else int(lag_b),
+            received_lsn=received,
+            replayed_lsn=replayed,
+        )
+    return out
+
+
+def _target_facts(dsn: str, settings: Settings, redact: Any) -> dict[str, Any]:
+    """The server behind ``query_dsn`` / ``introspection_dsn``: version, role, standby, lag."""
+    import psycopg
+
+    from pg_mcp.core.secrets import redact_dsn
+    from pg_mcp.db.pools import utility_kwargs, utility_transaction
+
+    out: dict[str, Any] = {"dsn": redact_dsn(dsn)}
+    try:
+        with (
+            psycopg.connect(dsn, **utility_kwargs(settings)) as conn,
+            utility_transaction(conn, settings),
+        ):
+            row = conn.execute(_SERVER_SQL).fetchone() or (None,) * 9
+            out.update(version=row[0], role=row[2], **_recovery(conn))
+    except psycopg.Error as exc:
+        text = str(exc).strip().splitlines()
+        out["error"] = redact(text[0] if text else type(exc).__name__)
+    return out
+
+
+def describe_recovery(recovery: dict[str, Any]) -> str:
+    """One line: primary, or standby with its replay lag."""
+    if not recovery.get("standby"):
+        return "primary (not in recovery)"
+    parts = []
+    if recovery.get("replay_lag_bytes") is not None:
+        parts.append(f"{recovery['replay_lag_bytes']:,} bytes of WAL not yet replayed")
+    if recovery.get("replay_lag_seconds") is not None:
+        parts.append(f"last transaction replayed {recovery['replay_lag_seconds']:g} s ago")
+    else:
+        parts.append("no transaction replayed since it started")
+    return "hot standby (read-only by construction): " + ", ".join(parts)
 
 
 def assess(facts: dict[str, Any]) -> list[Finding]:
@@ -284,7 +359,8 @@ def build_report(settings: Settings, config_path: str | None = None) -> dict[str
     schemas = {db: e.get("schemas", []) for db, e in facts["databases"].items() if "error" not in e}
     return {
         "ok": True,
-        "server": {**server, "version": facts["server_version"]},
+        "server": {**server, "version": facts["server_version"], **facts["recovery"]},
+        "targets": facts["targets"],
         "role": {
             k: facts[k]
             for k in (
@@ -344,9 +420,19 @@ def render_text(report: dict[str, Any]) -> str:
         f"  server       PostgreSQL {s['version']} ({s['mode']}: {s['dsn']})",
         f"  role         {r['role']} (session user {r['session_user']})"
         + (f"  attributes: {', '.join(flags)}" if flags else ""),
+        f"  recovery     {describe_recovery(s)}",
         f"  member of    {', '.join(member_of) if member_of else '(no predefined roles)'}",
         f"  databases    {len(report['databases'])} inspected",
     ]
+    for purpose, t in sorted(report.get("targets", {}).items()):
+        where = "queries" if purpose == "query" else purpose
+        if "error" in t:
+            lines.append(f"  {where:<12} {t['dsn']}: could not connect ({t['error']})")
+        else:
+            lines.append(
+                f"  {where:<12} PostgreSQL {t['version']} ({t['dsn']}) as {t['role']}: "
+                + describe_recovery(t)
+            )
     for db, e in sorted(report["databases"].items()):
         if "error" in e:
             lines.append(f"    {db}: could not inspect ({e['error']})")

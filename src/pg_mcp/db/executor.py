@@ -3,12 +3,14 @@
 The only place in pg-mcp that runs model or user SQL. Every layer below holds on its own,
 even when validation is bypassed (``validate=False``):
 
-1. Connections open with ``default_transaction_read_only=on`` and the statement settings
-   (statement_timeout, lock_timeout, idle_in_transaction_session_timeout, IntervalStyle
-   ``postgres``, cursor_tuple_fraction) as session defaults (pg_mcp.db.pools); each statement runs
-   in an explicit ``BEGIN READ ONLY`` transaction that is always rolled back; a call that wants
-   other values sets them with ``set_config(..., true)`` (``SET LOCAL``) right after BEGIN, and
-   ``policy.query_role`` is assumed with ``SET LOCAL ROLE``.
+1. Each statement runs in an explicit ``BEGIN READ ONLY`` transaction that is always rolled
+   back, with every setting it needs set for that transaction only, right after BEGIN:
+   statement_timeout, lock_timeout, idle_in_transaction_session_timeout, IntervalStyle
+   ``postgres`` and cursor_tuple_fraction with ``set_config(..., true)`` (``SET LOCAL``), the
+   search_path back to the session's default (``SET LOCAL search_path TO DEFAULT``), and
+   ``policy.query_role`` with ``SET LOCAL ROLE``. Connections carry no session settings of ours
+   (no startup ``options``): behind a PgBouncer in transaction mode the next transaction may
+   run on another server connection, and this one's next user may be another client.
 2. The statement goes over the **extended** query protocol, inside psycopg's pipeline mode
    (libpq allows nothing else there), wrapped in a server-side cursor:
    ``DECLARE "pg_mcp_cursor" NO SCROLL CURSOR FOR <sql>``. The extended protocol parses exactly
@@ -26,15 +28,20 @@ even when validation is bypassed (``validate=False``):
    stopped it shortly after the statement timeout, and cuts the connection's socket when the
    cancel cannot be delivered or does not help: no call waits forever. Such a connection is
    discarded.
-6. Every use ends with ``ROLLBACK`` and ``DISCARD ALL`` in one round trip, so session state
-   (settings, advisory locks, prepared statements) never reaches the next use; a connection
-   that cannot be reset is closed.
+6. Every use ends with ``ROLLBACK``, which also undoes any session-level ``set_config(...,
+   false)`` the statement made: no setting reaches the next use and no ``DISCARD ALL`` is
+   needed (a PgBouncer's ``server_reset_query`` is its own business). Session advisory locks
+   outlive a rollback; the validator refuses every advisory-lock function, and when validation
+   is bypassed a lock left behind is released by the connection's next call
+   (``pg_advisory_unlock_all()`` in its settings statement, before its query runs). Psycopg
+   never prepares statements (``prepare_threshold=None``). A connection that cannot be ended
+   cleanly is closed.
 
 The statement kind (EXPLAIN or a query) comes from the validator's verdict, or, without
 validation, from the validator's own lexer: one lexer decides what a statement is.
 
 Round trips: BEGIN, the settings, DECLARE and a zero-row FETCH (the columns) in one pipelined
-trip; the FETCH streamed; ROLLBACK and DISCARD ALL in one trip. The EXPLAIN guard adds a
+trip; the FETCH streamed; ROLLBACK (a plain statement: no pipeline needed for one). The EXPLAIN guard adds a
 statement to the first trip, and a result with types not seen before one type lookup.
 
 Failures are returned (``RunResult(ok=False, code=...)``), never raised.
@@ -51,7 +58,14 @@ from pg_mcp.core.errors import PgMcpError
 from pg_mcp.core.secrets import Redactor
 from pg_mcp.core.settings import Settings
 from pg_mcp.db import audit
-from pg_mcp.db.pools import MAX_TIMEOUT, Pools, ServerDown, session_settings, statement_settings
+from pg_mcp.db.pools import (
+    MAX_TIMEOUT,
+    SEARCH_PATH_SQL,
+    Pools,
+    ServerDown,
+    local_settings_sql,
+    statement_settings,
+)
 from pg_mcp.db.watchdog import CANCEL_TIMEOUT
 
 if TYPE_CHECKING:
@@ -65,7 +79,6 @@ __all__ = [
     "check_role",
     "first_keyword",
     "run_readonly",
-    "session_settings",
     "statement_settings",
 ]
 
@@ -76,9 +89,11 @@ EXPLAIN_PREFIX = "EXPLAIN (FORMAT JSON) "
 FETCH_CHUNK = 1000  # rows converted to JSON and measured at a time (fewer when they are big)
 WATCHDOG_GRACE = 2.0  # seconds past the statement timeout before the client cancels itself
 BEGIN_SQL = "BEGIN TRANSACTION READ ONLY"
-# DISCARD ALL cannot run in a transaction block: after ROLLBACK it runs in a transaction of its
-# own (the first statement of it, so even a pipeline's implicit transaction allows it).
-END_SQL = ("ROLLBACK", "DISCARD ALL")
+END_SQL = "ROLLBACK"
+# Session advisory locks are the one state a rollback leaves (the validator refuses them; this
+# holds when validation is bypassed): released by the next call's settings statement, at no
+# cost of a statement of its own.
+UNLOCK_SQL = "pg_advisory_unlock_all()"
 
 # Statement keywords that are not queries: when DECLARE's grammar refuses one of them we know the
 # statement tried to write, change the session or run a utility command.
@@ -387,17 +402,11 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def settings_sql(
-    seconds: float, settings: Settings, session: tuple[tuple[str, str], ...] = ()
-) -> str | None:
-    """The transaction's local settings that differ from the connection's ``session`` ones, in
-    one statement (``set_config(..., true)`` is ``SET LOCAL``); None when the session already has
-    them all (the usual case)."""
+def settings_sql(seconds: float, settings: Settings) -> str:
+    """The transaction's local settings, in one statement (``set_config(..., true)`` is ``SET
+    LOCAL``), which also releases any session advisory lock a previous call left."""
     pairs = statement_settings(seconds, settings.lock_timeout, settings.idle_in_transaction_timeout)
-    values = [(name, value) for name, value in pairs if (name, value) not in session]
-    if not values:
-        return None
-    return "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in values)
+    return local_settings_sql(pairs) + ", " + UNLOCK_SQL
 
 
 def fetch_sql(n: int) -> str:
@@ -427,8 +436,8 @@ class _Call:
             pool.putconn(conn)
 
     def _execute(self, conn: psycopg.Connection[Any], *, may_retry: bool) -> RunResult:
-        """BEGIN ... DECLARE (one trip), the streamed FETCH, ROLLBACK + DISCARD ALL (one trip);
-        the watchdog over all of it. Every path ends rolled back and reset, or closed."""
+        """BEGIN, the local settings, DECLARE (one trip), the streamed FETCH, ROLLBACK; the
+        watchdog over all of it. Every path ends rolled back, or closed."""
         import psycopg
 
         s = self.settings
@@ -436,9 +445,8 @@ class _Call:
         steps: list[tuple[str, str]] = [("", BEGIN_SQL)]
         if s.policy.query_role:
             steps.append(("", "SET LOCAL ROLE " + _quote_ident(s.policy.query_role)))
-        local = settings_sql(self.seconds, s, session_settings(s))
-        if local is not None:
-            steps.append(("", local))
+        steps.append(("", settings_sql(self.seconds, s)))
+        steps.append(("", SEARCH_PATH_SQL))
         if not self.explain:
             steps.append((DECLARE_PREFIX, DECLARE_PREFIX + self.sql))
             steps.append((DECLARE_PREFIX, fetch_sql(0)))  # no row: the columns, at no cost
@@ -539,14 +547,11 @@ def _pipeline(conn: psycopg.Connection[Any], steps: list[tuple[str, str]]) -> li
 
 
 def _end(conn: psycopg.Connection[Any]) -> None:
-    """ROLLBACK and DISCARD ALL in one round trip; a connection that cannot be reset is closed
-    (the pool replaces it)."""
+    """ROLLBACK; a connection that cannot be ended cleanly is closed (the pool replaces it)."""
     import psycopg
 
     try:
-        with conn.pipeline():
-            for statement in END_SQL:
-                conn.execute(statement)
+        conn.execute(END_SQL)
     except psycopg.Error:
         conn.close()
 

@@ -519,8 +519,8 @@ def data_pass(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Profile columns (``pg_mcp.db.profiles``) and infer relationships within
-    ``[references] data_budget`` seconds, every statement read-only (the connections are)
-    with its own timeout. With ``connect`` (a second connection like ``conn``), the two run
+    ``[references] data_budget`` seconds, every statement in a read-only, rolled-back
+    transaction of its own with its own timeout. With ``connect`` (a second connection like ``conn``), the two run
     side by side, the profiles on a worker thread: the server works on both at once."""
     import threading
 
@@ -533,12 +533,22 @@ def data_pass(
         return
     deadline = clock() + budget
 
+    from pg_mcp.db.pools import local_settings_sql
+
+    limits = local_settings_sql(
+        (("statement_timeout", str(STATEMENT_TIMEOUT_MS)), ("lock_timeout", "1000"))
+    )
+
     def runner(c: Any) -> Callable[[str], tuple[Any, ...] | None]:
-        c.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        c.read_only = True  # transaction() blocks start BEGIN READ ONLY
 
         def query(sql: str) -> tuple[Any, ...] | None:
+            # its own read-only, rolled-back transaction with its limits set locally: the
+            # connection keeps no state between statements (PgBouncer in transaction mode)
             try:
-                return c.execute(sql).fetchone()  # type: ignore[no-any-return]
+                with c.transaction(force_rollback=True):
+                    c.execute(limits)
+                    return c.execute(sql).fetchone()  # type: ignore[no-any-return]
             except psycopg.Error:
                 return None  # timed out, not readable, incomparable types: nothing learnt
 

@@ -49,6 +49,7 @@ from pg_mcp.core.model import (
 )
 from pg_mcp.core.policy import is_column_denied, is_schema_denied, is_table_denied
 from pg_mcp.core.settings import Policy, Settings
+from pg_mcp.db.pools import utility_transaction
 from pg_mcp.db.profiles import ColumnInput, TableInput
 
 # A second-pass statement and what its result fills in: (table, count?, sampled columns).
@@ -946,14 +947,15 @@ def _clean(values: list[Any], col: Column) -> list[str]:
 # --- the connection ------------------------------------------------------------------------
 
 
-def _session_sql(settings: Settings) -> list[str]:
-    timeout_ms = int(max(settings.statement_timeout, 30.0) * 1000)
-    return [
-        f"SET statement_timeout = {timeout_ms}",
-        f"SET lock_timeout = {max(1, int(settings.lock_timeout * 1000))}",
-        "SET default_transaction_read_only = on",
-        "SET client_encoding = 'UTF8'",
-    ]
+def _transaction_sql(settings: Settings, statement: str) -> list[str]:
+    """``statement`` in a read-only transaction of its own with the utility timeouts set
+    locally, rolled back: no session state (a PgBouncer in transaction mode may run each
+    transaction on another server connection, shared with other clients)."""
+    from pg_mcp.db.pools import SEARCH_PATH_SQL, utility_timeouts
+
+    local = [f"SET LOCAL {name} = {value};" for name, value in utility_timeouts(settings)]
+    local.append(SEARCH_PATH_SQL + ";")
+    return ["BEGIN TRANSACTION READ ONLY;", *local, statement, "ROLLBACK;"]
 
 
 def _first_line(text: str) -> str:
@@ -978,18 +980,20 @@ def _fail(name: str, message: str, settings: Settings, *, connect: bool) -> PgMc
 
 
 def _connect(dsn: str, name: str, settings: Settings) -> psycopg.Connection[Any]:
-    """An autocommit, read-only connection with the session limits set."""
+    """A connection that carries no session state of ours (PgBouncer in transaction mode may
+    hand every transaction to another server connection): each statement runs in a read-only,
+    rolled-back transaction of its own with its limits set locally (``utility_transaction``)."""
     try:
         conn = psycopg.connect(
             dsn,
             autocommit=True,
+            prepare_threshold=None,  # no server-side prepared statements (PgBouncer)
             connect_timeout=max(1, int(settings.connect_timeout)),
             application_name="pg-mcp introspect",
+            client_encoding="UTF8",
         )
     except psycopg.OperationalError as exc:
         raise _fail(name, _first_line(str(exc)), settings, connect=True) from None
-    for stmt in _session_sql(settings):
-        conn.execute(stmt)
     return conn
 
 
@@ -1002,7 +1006,8 @@ def _run_all(
         if job._cancelled.is_set():
             raise PgMcpError("DB_ERROR", f"introspection of {job.name!r} was cancelled")
         try:
-            rows = conn.execute(stmt).fetchall()  # type: ignore[arg-type]
+            with utility_transaction(conn, job.settings):
+                rows = conn.execute(stmt).fetchall()  # type: ignore[arg-type]
         except psycopg.Error as exc:
             if strict:
                 raise _fail(job.name, _first_line(str(exc)), job.settings, connect=False) from None

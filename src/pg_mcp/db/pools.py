@@ -1,10 +1,14 @@
 """Connection pools for run_readonly: one psycopg_pool.ConnectionPool per database.
 
-Every connection is opened read-only by default (``default_transaction_read_only=on``) with
-the statement settings (timeouts, IntervalStyle, cursor_tuple_fraction) as session defaults,
-TCP keepalives and ``tcp_user_timeout`` (a dead peer is noticed by the kernel, not never),
-and the JSON-safe loaders of pg_mcp.core.values. The executor restores the session with
-``DISCARD ALL`` after every use.
+A connection carries no state of pg-mcp's between uses: no startup ``options`` (PgBouncer's
+default configuration refuses that parameter) and no session settings. Everything a statement
+needs (read only, the timeouts, IntervalStyle, cursor_tuple_fraction, the search_path) is set
+inside its own transaction (``BEGIN READ ONLY`` then ``set_config(..., true)``, i.e. ``SET
+LOCAL``), and every transaction is rolled back, so nothing reaches the next use, on this
+client or (behind a PgBouncer in transaction mode) on any other. Connections get TCP
+keepalives and ``tcp_user_timeout`` (a dead peer is noticed by the kernel, not never),
+``prepare_threshold=None`` (no protocol-level prepared statements: PgBouncer before 1.21 does
+not track them across server connections) and the JSON-safe loaders of pg_mcp.core.values.
 
 A ``Pools`` object owns everything that outlives one call: the pools, the per-database type
 names and role checks, the health bookkeeping of its connections and the watchdog thread.
@@ -17,7 +21,8 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +48,12 @@ _MAX_MS = 2**31 - 1  # the largest value a millisecond setting takes
 CURSOR_TUPLE_FRACTION = "1"
 
 
+# The search_path the session started with (the server's, database's and role's defaults),
+# whatever a session-level SET on this server connection made of it (behind PgBouncer in
+# transaction mode, another client's): ``SET ... TO DEFAULT`` is the reset value.
+SEARCH_PATH_SQL = "SET LOCAL search_path TO DEFAULT"
+
+
 def ms(seconds: float) -> int:
     return 0 if seconds <= 0 else max(1, round(seconds * 1000))
 
@@ -60,23 +71,10 @@ def statement_settings(
     )
 
 
-def session_settings(settings: Settings) -> tuple[tuple[str, str], ...]:
-    """The statement settings a pool's connections are opened with (``-c name=value``), for
-    the default timeout: those in range (any other value is set by each statement and refused
-    there, as a DB_ERROR, rather than breaking every connection)."""
-    pairs = statement_settings(
-        settings.statement_timeout, settings.lock_timeout, settings.idle_in_transaction_timeout
-    )
-    if not 0 < settings.statement_timeout <= MAX_TIMEOUT:
-        pairs = pairs[1:]
-    return tuple(
-        (name, value) for name, value in pairs if not value.isdigit() or int(value) <= _MAX_MS
-    )
-
-
-def connect_kwargs(settings: Settings, options: str = "") -> dict[str, Any]:
+def connect_kwargs(settings: Settings) -> dict[str, Any]:
     """libpq connection parameters of every pg-mcp connection: timeouts, TCP keepalives and
-    tcp_user_timeout (ignored by libpq on Unix sockets), the application name."""
+    tcp_user_timeout (ignored by libpq on Unix sockets), the application name. No ``options``:
+    PgBouncer refuses that startup parameter unless told to ignore it."""
     kwargs: dict[str, Any] = {
         "connect_timeout": max(2, round(settings.connect_timeout)),
         "application_name": "pg-mcp",
@@ -86,17 +84,44 @@ def connect_kwargs(settings: Settings, options: str = "") -> dict[str, Any]:
         "keepalives_count": max(1, settings.tcp_keepalives_count),
         "tcp_user_timeout": ms(settings.tcp_user_timeout),
     }
-    if options:
-        kwargs["options"] = options
     return kwargs
 
 
 def utility_kwargs(settings: Settings) -> dict[str, Any]:
     """Connection parameters for pg-mcp's own short catalog queries (discovery, doctor,
-    introspection): read-only, a statement timeout, keepalives. Autocommit."""
-    timeout = ms(max(settings.statement_timeout, 30.0))
-    options = f"-c default_transaction_read_only=on -c statement_timeout={timeout}"
-    return {"autocommit": True} | connect_kwargs(settings, options)
+    introspection): autocommit, keepalives, no prepared statements. Each use runs in a
+    ``utility_transaction`` (read only, with a statement timeout)."""
+    return {"autocommit": True, "prepare_threshold": None} | connect_kwargs(settings)
+
+
+def utility_timeouts(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The settings of pg-mcp's own catalog queries: a statement timeout of at least 30 s and
+    the lock timeout."""
+    return (
+        ("statement_timeout", str(min(_MAX_MS, ms(max(settings.statement_timeout, 30.0))))),
+        ("lock_timeout", str(min(_MAX_MS, ms(settings.lock_timeout)))),
+    )
+
+
+@contextmanager
+def utility_transaction(
+    conn: psycopg.Connection[Any], settings: Settings
+) -> Iterator[psycopg.Connection[Any]]:
+    """A read-only transaction, always rolled back, with the utility timeouts set locally and
+    the session's default search_path: what every catalog query of pg-mcp runs in (``conn``
+    from ``utility_kwargs``)."""
+    conn.read_only = True  # psycopg's public API: transaction() blocks start BEGIN READ ONLY
+    with conn.transaction(force_rollback=True):
+        with conn.pipeline():
+            conn.execute(local_settings_sql(utility_timeouts(settings)))
+            conn.execute(SEARCH_PATH_SQL)
+        yield conn
+
+
+def local_settings_sql(pairs: Sequence[tuple[str, str]]) -> str:
+    """One statement setting ``pairs`` for the current transaction only (``set_config(name,
+    value, true)`` is ``SET LOCAL``); names and values are pg-mcp's own (digits, words)."""
+    return "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in pairs)
 
 
 class Pools:
@@ -139,9 +164,9 @@ class Pools:
     @property
     def server_dsn(self) -> str:
         if self._server_dsn is None:
-            from pg_mcp.db.discovery import server_dsn
+            from pg_mcp.db.discovery import query_dsn
 
-            self._server_dsn = server_dsn(self.settings)
+            self._server_dsn = query_dsn(self.settings)
         return self._server_dsn
 
     def _resolved(self, database: str | None) -> str | None:
@@ -188,26 +213,24 @@ class Pools:
         return pool
 
     def _new_pool(self, database: str) -> ConnectionPool:
-        from psycopg.conninfo import conninfo_to_dict
         from psycopg_pool import ConnectionPool
 
         from pg_mcp.db.discovery import database_dsn
 
         s = self.settings
         dsn = database_dsn(self.server_dsn, database)
-        options = str(conninfo_to_dict(dsn).get("options") or "")
-        options += " -c default_transaction_read_only=on"
-        options += "".join(f" -c {name}={value}" for name, value in session_settings(s))
         pool: ConnectionPool = ConnectionPool(
             dsn,
-            kwargs={"autocommit": True, "prepare_threshold": None}
-            | connect_kwargs(s, options.strip()),
+            # prepare_threshold=None: psycopg never prepares a statement on the server (it
+            # would after 5 executions), so a PgBouncer in transaction mode, which moves a
+            # client between server connections, never meets "prepared statement does not exist"
+            kwargs={"autocommit": True, "prepare_threshold": None} | connect_kwargs(s),
             min_size=max(0, s.pool_min_size),
             max_size=max(1, s.pool_max_size),
             open=False,
             configure=partial(_configure, ok_at=self._ok_at, clock=self.clock),
             # no ``check=``: checkout() health-checks (and skips the check for a connection that
-            # answered moments ago); the executor resets every connection before returning it
+            # answered moments ago); the executor rolls back every transaction before returning it
             name=f"pg-mcp:{database}",
             timeout=s.connect_timeout + s.statement_timeout,
             reconnect_timeout=max(10.0, 2 * s.connect_timeout),

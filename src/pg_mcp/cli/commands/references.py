@@ -81,9 +81,9 @@ def generate(
     settings: Settings, names: list[str] | None = None, out: Path = Path("references")
 ) -> list[Result]:
     """Introspect, render and write the references of ``names`` (default: every reachable db)."""
-    from pg_mcp.db.discovery import database_dsn, server_dsn
+    from pg_mcp.db.discovery import database_dsn, introspection_dsn
 
-    server = server_dsn(settings)
+    server = introspection_dsn(settings)
     if names:
         chosen = list(dict.fromkeys(names))
         for n in chosen:

@@ -1,7 +1,14 @@
-"""pg-mcp serve [--transport stdio|http] [--host 127.0.0.1] [--port 8000] [--insecure-no-auth].
+"""pg-mcp serve [--transport stdio|http] [--host 127.0.0.1] [--port 8000] [--stateless]
+[--insecure-no-auth].
 
 stdio: the protocol on stdin/stdout (logs on stderr). http: streamable HTTP at ``/mcp``,
 with ``/metrics`` (Prometheus text format) and ``/healthz`` next to it, served by uvicorn.
+
+``--stateless`` (HTTP only) is the SDK's stateless streamable HTTP with JSON responses: no
+``Mcp-Session-Id``, no session in memory, every POST answered with one JSON body, so several
+replicas behind a load balancer can each answer any request (no sticky sessions). What a
+replica does keep (schema cache, ask rate-limit buckets, the model circuit breaker, metrics)
+is per process; see the README's "Deploying for a team".
 
 HTTP is locked by default: with ``PG_MCP_HTTP_TOKEN``, ``PG_MCP_HTTP_TOKENS_FILE`` or
 ``[http] jwks_url`` every ``/mcp`` and ``/metrics`` request needs a bearer token. Without any
@@ -44,6 +51,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from pg_mcp.core.logs import log_event, setup_logging
 
     auth = None
+    stateless = bool(getattr(args, "stateless", False))
+    if stateless and args.transport != "http":
+        raise PgMcpError(
+            "CONFIG_ERROR",
+            "--stateless applies to --transport http only",
+            hint="pg-mcp serve --transport http --stateless",
+        )
     if args.transport == "http":
         auth = http_auth_or_refuse(settings, args.host, args.insecure_no_auth)
     setup_logging(settings.secrets())
@@ -55,7 +69,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.transport == "http":
         _log_auth(auth, args.host, args.insecure_no_auth)
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn handles the signals itself
-            anyio.run(_serve_http, server, args.host, args.port)
+            anyio.run(_serve_http, server, args.host, args.port, stateless)
         return 0
     # stdio: SIGINT and SIGTERM interrupt the loop, so the lifespan still closes the pools
     signal.signal(signal.SIGINT, _interrupt)
@@ -110,12 +124,14 @@ def _exit_now(signum: int, frame: object) -> None:
     os._exit(128 + signum)
 
 
-async def _serve_http(server, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+async def _serve_http(server, host: str, port: int, stateless: bool = False) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
     from pg_mcp.core.logs import log_event
 
-    app = server.streamable_http_app(host=host)  # DNS-rebinding protection on localhost hosts
+    app = server.streamable_http_app(  # DNS-rebinding protection on localhost hosts
+        host=host, stateless_http=stateless, json_response=stateless
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -127,5 +143,12 @@ async def _serve_http(server, host: str, port: int) -> None:  # type: ignore[no-
     )
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
-    log_event(log, "serving", transport="http", url=f"{base}/mcp", metrics=f"{base}/metrics")
+    log_event(
+        log,
+        "serving",
+        transport="http",
+        url=f"{base}/mcp",
+        metrics=f"{base}/metrics",
+        stateless=stateless,
+    )
     await uvicorn.Server(config).serve()
