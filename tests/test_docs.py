@@ -75,3 +75,31 @@ def test_every_environment_variable_is_documented() -> None:
         var for var in (*_ENV_KEYS, "PG_MCP_CONFIG", "PG_MCP_TEST_DSN") if f"`{var}`" not in README
     ]
     assert not missing, f"environment variables missing from README: {missing}"
+
+
+LAYERS = ("core", "db", "refs", "ask", "server", "cli")
+
+
+def _layout_block() -> str:
+    start = README.index("Layout: the packages are the layers")
+    begin = README.index("```", start)
+    return README[begin : README.index("```", begin + 3)]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_the_readme_layout_names_every_module_of_each_layer(layer: str) -> None:
+    """The README's map matches the tree: every module and subpackage of a layer is named."""
+    block = _layout_block()
+    assert f"{layer}/" in block
+    package = ROOT / "src" / "pg_mcp" / layer
+    for path in sorted(package.iterdir()):
+        if path.name.startswith(("_", ".")) or path.name == "__pycache__":
+            continue
+        name = path.name if path.suffix == ".py" else f"{path.name}/"
+        assert name in block, f"README layout does not name {layer}/{name}"
+
+
+def test_every_layer_says_what_it_may_import() -> None:
+    for layer in LAYERS:
+        doc = (ROOT / "src" / "pg_mcp" / layer / "__init__.py").read_text(encoding="utf-8")
+        assert "import" in doc, f"pg_mcp.{layer}'s docstring says nothing about its imports"
