@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from pg_mcp import functions  # noqa: E402
+from pg_mcp.core import functions  # noqa: E402
 
 DUMPS = ROOT / "fixtures" / "pg_catalog"
 TABLE = ROOT / "src" / "pg_mcp" / "core" / "data" / "builtin_functions.tsv"
