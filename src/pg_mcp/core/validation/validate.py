@@ -21,13 +21,13 @@ from pg_mcp.core.validation.context import Context
 from pg_mcp.core.validation.parse import Tools, norm, parse
 from pg_mcp.core.validation.parse import tools as thread_tools
 from pg_mcp.core.validation.rules import access, budget, functions, names, secrets, writes
-from pg_mcp.core.validation.text import check_text
+from pg_mcp.core.validation.text import MAX_SQL_CHARS, check_text
 from pg_mcp.core.validation.verdict import ALLOWED, Refusal, Verdict, refuse, refused, verdict_of
 from pg_mcp.core.validation.walk import walk
 
 if TYPE_CHECKING:
     from pg_mcp.core.model import DatabaseSchema
-    from pg_mcp.core.settings import Settings
+    from pg_mcp.core.settings import Policy, Settings
 
 _LOG = logging.getLogger("pg_mcp.validator")
 
@@ -168,3 +168,24 @@ def _load(
             f"the schema of database {database!r} could not be loaded ({type(e).__name__})",
             hint="check that the database is reachable, or validate without a database",
         )
+
+
+def context_for(
+    sql: str,
+    *,
+    schema: DatabaseSchema | None = None,
+    policy: Policy | None = None,
+    database: str | None = None,
+    tools: Tools | None = None,
+) -> Context:
+    """``sql`` through the stages up to the walk (scopes always collected), and a Context on
+    it: to call one rule alone, as the rule tests do. Raises Refusal where a stage refuses."""
+    if policy is None:
+        from pg_mcp.core.settings import Policy
+
+        policy = Policy()
+    text = check_text(sql, MAX_SQL_CHARS)
+    stmt = statements.one_statement(text)
+    tools = tools or thread_tools()
+    parsed = parse(text, stmt.start, tools)
+    return Context(parsed, walk(parsed, tools, names=True), policy, schema, database)
