@@ -20,15 +20,15 @@ such a query without ANALYZE). Everything else is refused with a stable code.
 How it decides, in order (cheapest and most fundamental first):
 
 1. The text itself (``text``): a string, no NUL, valid UTF-8, not absurdly long.
-2. Statement splitting (``lexer``, ``statements``) with a small lexer that follows PostgreSQL's own rules
-   (standard strings, E'' escapes, dollar quoting with identifier-like tags,
+2. Statement splitting (``lexer``, ``statements``) with a small lexer that follows
+   PostgreSQL's own rules (standard strings, E'' escapes, dollar quoting with identifier-like tags,
    quoted identifiers, nested block comments, ``$`` inside identifiers). It is a
    second opinion next to sqlglot's tokenizer: if either sees more than one
    statement, the answer is MULTIPLE_STATEMENTS. When a plain string holds a
    backslash, the text is also split as if standard_conforming_strings were off,
    so ``'\\'`` tricks cannot smuggle a second statement past either reading.
-3. The first keyword (``statements``): anything but SELECT / WITH / VALUES / TABLE / EXPLAIN / ``(``
-   is NOT_READ_ONLY before any parsing (so sqlglot's Command/Alias fallbacks for
+3. The first keyword (``statements``): anything but SELECT / WITH / VALUES / TABLE /
+   EXPLAIN / ``(`` is NOT_READ_ONLY before any parsing (so sqlglot's Command/Alias fallbacks for
    SAVEPOINT, LISTEN, DISCARD ... never matter). EXPLAIN's option list is read
    by hand (sqlglot turns EXPLAIN into an opaque Command) and the inner query is
    validated like any other.
@@ -42,12 +42,13 @@ How it decides, in order (cheapest and most fundamental first):
    the walk met run next (``rules/writes``, ``rules/secrets``, ``rules/functions``): a denied
    function is FORBIDDEN_FUNCTION; one that is not a built-in waits for step 6.
 6. Names are then resolved (``rules/secrets``, ``rules/access``, ``rules/functions``,
-   ``rules/names``), unless a write or a denied function was found: secret catalogs and the access policy
-   (ACCESS_DENIED); calls that are not built-ins, which pass only as user or
+   ``rules/names``), unless a write or a denied function was found: secret catalogs and
+   the access policy (ACCESS_DENIED); calls that are not built-ins, which pass only as user or
    extension functions of the schema model that policy.allow_functions names and
    that are IMMUTABLE or STABLE (FUNCTION_NOT_ALLOWED, or FORBIDDEN_FUNCTION when
    named but VOLATILE; without a schema none passes); and unknown tables/columns
    (UNKNOWN_OBJECT, with "did you mean" suggestions; conservative: only clear cases).
+   The most fundamental problem is the verdict (``verdict.RANK``, then source order).
 
 ``validate_sql`` never raises: any internal failure is a refusal (PARSE_ERROR),
 never an acceptance. Positions are 1-based character positions, as PostgreSQL

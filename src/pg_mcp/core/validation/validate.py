@@ -23,7 +23,7 @@ from pg_mcp.core.validation.parse import tools as thread_tools
 from pg_mcp.core.validation.rules import access, budget, functions, names, secrets, writes
 from pg_mcp.core.validation.text import MAX_SQL_CHARS, check_text
 from pg_mcp.core.validation.verdict import ALLOWED, Refusal, Verdict, refuse, refused, verdict_of
-from pg_mcp.core.validation.walk import walk
+from pg_mcp.core.validation.walk import Scope, walk
 
 if TYPE_CHECKING:
     from pg_mcp.core.model import DatabaseSchema
@@ -137,7 +137,7 @@ def _check_names(ctx: Context) -> None:
     secrets.secret_views(ctx)
 
 
-def _check_column(ctx: Context, node: exp.Column, scope: Any) -> None:
+def _check_column(ctx: Context, node: exp.Column, scope: Scope | None) -> None:
     name = norm(node.this)
     table = node.args.get("table")
     if table is not None:

@@ -175,8 +175,10 @@ class Scope:
         return None
 
 
-class Statement(NamedTuple):
-    node: exp.Expression  # a statement node inside the query
+class Nested(NamedTuple):
+    """A statement node inside the query (or the body of a CTE)."""
+
+    node: exp.Expression
     in_cte: bool
     where: exp.Expression | None  # the CTE it is the body of
     at: int
@@ -194,7 +196,7 @@ class Facts:
         self.stars: list[tuple[exp.Expression, str | None, Scope | None]] = []
         # columns named like a secret column of a catalog view (rolconfig, ...), always collected
         self.secret_columns: list[tuple[exp.Column, str, int]] = []
-        self.statements: list[Statement] = []
+        self.statements: list[Nested] = []
         self.selects: list[tuple[exp.Select, int]] = []  # with INTO or a locking clause
 
 
@@ -283,7 +285,7 @@ class _Walker:
                     columns.append((node, scope))
                 continue
             if k == K_STMT:
-                facts.statements.append(Statement(node, in_cte, None, steps))
+                facts.statements.append(Nested(node, in_cte, None, steps))
                 continue
             with_ = None
             if k == K_FUNC:
@@ -410,7 +412,7 @@ class _Walker:
             cte = items[i]
             body = cte.this
             if isinstance(body, DML_NODES):
-                self.facts.statements.append(Statement(body, True, cte, at))
+                self.facts.statements.append(Nested(body, True, cte, at))
                 continue
             visible = everything if recursive else ctes.union(names[:i])
             push((body, (visible, scope, True, False)))
