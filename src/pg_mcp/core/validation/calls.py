@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from sqlglot import exp
@@ -22,44 +24,46 @@ from pg_mcp.core.validation.lexer import LexError, iter_lex
 from pg_mcp.core.validation.parse import DIALECT, Tools, arg_name, norm
 
 # sqlglot class -> the PostgreSQL function it was parsed from (where the names differ)
-_PG_NAMES = {
-    "ExplodingGenerateSeries": "generate_series",
-    "GenerateSeries": "generate_series",
-    "Explode": "unnest",
-    "CurrentTimestamp": "now",
-    "Upper": "upper",
-    "Lower": "lower",
-    "GroupConcat": "string_agg",
-    "Length": "length",
-    "Rand": "random",
-    "TimestampTrunc": "date_trunc",
-    "DateTrunc": "date_trunc",
-    "ArraySize": "array_length",
-    "StrPosition": "position",
-    "TimeToStr": "to_char",
-    "StrToDate": "to_date",
-    "StrToTime": "to_timestamp",
-    "UnixToTime": "to_timestamp",
-    "Trim": "trim",
-    "Pow": "power",
-    "ArrayAgg": "array_agg",
-    "JSONArrayAgg": "json_agg",
-    "JSONBObjectAgg": "jsonb_object_agg",
-    "StddevSamp": "stddev_samp",
-    "VariancePop": "var_pop",
-    "Variance": "variance",
-    "Stddev": "stddev",
-    "ApproxDistinct": "count",
-    "Levenshtein": "levenshtein",
-    "SHA2Digest": "sha256",
-    "Chr": "chr",
-    "TimeFromParts": "make_time",
-    "TimestampFromParts": "make_timestamp",
-    "MakeInterval": "make_interval",
-    "Getbit": "get_bit",
-    "CurrentVersion": "version",
-    "RegexpReplace": "regexp_replace",
-}
+_PG_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "ExplodingGenerateSeries": "generate_series",
+        "GenerateSeries": "generate_series",
+        "Explode": "unnest",
+        "CurrentTimestamp": "now",
+        "Upper": "upper",
+        "Lower": "lower",
+        "GroupConcat": "string_agg",
+        "Length": "length",
+        "Rand": "random",
+        "TimestampTrunc": "date_trunc",
+        "DateTrunc": "date_trunc",
+        "ArraySize": "array_length",
+        "StrPosition": "position",
+        "TimeToStr": "to_char",
+        "StrToDate": "to_date",
+        "StrToTime": "to_timestamp",
+        "UnixToTime": "to_timestamp",
+        "Trim": "trim",
+        "Pow": "power",
+        "ArrayAgg": "array_agg",
+        "JSONArrayAgg": "json_agg",
+        "JSONBObjectAgg": "jsonb_object_agg",
+        "StddevSamp": "stddev_samp",
+        "VariancePop": "var_pop",
+        "Variance": "variance",
+        "Stddev": "stddev",
+        "ApproxDistinct": "count",
+        "Levenshtein": "levenshtein",
+        "SHA2Digest": "sha256",
+        "Chr": "chr",
+        "TimeFromParts": "make_time",
+        "TimestampFromParts": "make_timestamp",
+        "MakeInterval": "make_interval",
+        "Getbit": "get_bit",
+        "CurrentVersion": "version",
+        "RegexpReplace": "regexp_replace",
+    }
+)
 # typed nodes that are operators or syntax rather than function calls (left out of Verdict.functions)
 _NOT_CALLS: tuple[type, ...] = tuple(
     c

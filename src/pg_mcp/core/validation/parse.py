@@ -94,6 +94,10 @@ class Tools:
 
 
 class _PerThread(threading.local):
+    """Each thread's Tools: the one module-level object of the validator (sqlglot's
+    tokenizer and parser are not thread-safe; building them per call costs more than a
+    short query's whole validation)."""
+
     def __init__(self) -> None:
         self.tools = Tools()
 

@@ -7,24 +7,27 @@ and the most fundamental problem is reported (``RANK``, then where it was found)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple, NoReturn
 
 ALLOWED = "only one read-only query is allowed: SELECT, WITH ... SELECT, VALUES, TABLE or EXPLAIN without ANALYZE"
 
 # problem ranks: the most fundamental problem wins
-RANK = {
-    "NOT_READ_ONLY": 0,
-    "DATA_MODIFYING_CTE": 1,
-    "SELECT_INTO": 2,
-    "LOCKING_CLAUSE": 3,
-    "FORBIDDEN_FUNCTION": 4,
-    "ACCESS_DENIED": 5,
-    "FUNCTION_NOT_ALLOWED": 6,
-    "UNKNOWN_OBJECT": 7,
-    "TOO_COMPLEX": 8,
-}
+RANK: Mapping[str, int] = MappingProxyType(
+    {
+        "NOT_READ_ONLY": 0,
+        "DATA_MODIFYING_CTE": 1,
+        "SELECT_INTO": 2,
+        "LOCKING_CLAUSE": 3,
+        "FORBIDDEN_FUNCTION": 4,
+        "ACCESS_DENIED": 5,
+        "FUNCTION_NOT_ALLOWED": 6,
+        "UNKNOWN_OBJECT": 7,
+        "TOO_COMPLEX": 8,
+    }
+)
 AFTER_WALK = 1 << 62  # the ``at`` of problems found after the walk (they rank after its own)
 
 
