@@ -34,6 +34,11 @@ middleware checks the bearer token on ``/mcp`` with our verifier, and the same
 ``RequireAuthMiddleware`` guards ``/metrics`` (its labels name databases and tools).
 ``/healthz`` stays open for load balancers and says only ``{"status": "ok"}``. The ``ask``
 rate limit is per authenticated client, read from the SDK's auth context.
+
+This module is the factory: the tools, resources and routes registered on one
+``MCPServer``. What they return is in ``pg_mcp.server.models``, the state they share in
+``pg_mcp.server.state``, the frame of each tool call (log line, metrics, ToolError) in
+``pg_mcp.server.calls``.
 """
 
 from __future__ import annotations
@@ -43,26 +48,27 @@ import json
 import logging
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pg_mcp import __version__
 from pg_mcp.core.errors import PgMcpError
-from pg_mcp.core.logs import bind, log_event
+from pg_mcp.core.logs import log_event
 from pg_mcp.core.secrets import Redactor, redact_dsn
 from pg_mcp.core.settings import Settings
+from pg_mcp.server.calls import ToolCall, error_text, instrumented
 from pg_mcp.server.metrics import CONTENT_TYPE, Metrics
+from pg_mcp.server.models import AskAnswer, AskRows, QueryResult, ResultColumn, SqlVerdict
+from pg_mcp.server.state import REFRESH_ON_UNKNOWN, ServerState
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -73,8 +79,21 @@ if TYPE_CHECKING:
     from pg_mcp.db.discovery import DatabaseInfo
     from pg_mcp.server.auth import HttpAuth
 
+__all__ = [
+    "INSTRUCTIONS",
+    "READ_ONLY",
+    "REFRESH_ON_UNKNOWN",
+    "AskAnswer",
+    "AskRows",
+    "QueryResult",
+    "ResultColumn",
+    "ServerState",
+    "SqlVerdict",
+    "build_server",
+    "error_text",
+]
+
 log = logging.getLogger("pg_mcp.server.app")
-T = TypeVar("T")
 
 INSTRUCTIONS = """\
 pg-mcp answers questions about PostgreSQL databases safely. Every query is validated \
@@ -88,370 +107,7 @@ plain language (English or Chinese) into SQL and, when asked, its result.
 UNKNOWN_DATABASE, ...) followed by a hint."""
 
 
-# --- structured output -----------------------------------------------------------------
-
-
-class SqlVerdict(BaseModel):
-    """What validate_sql decided about one piece of SQL."""
-
-    ok: bool = Field(
-        description="True when the SQL is exactly one read-only query pg-mcp would run."
-    )
-    code: str | None = Field(
-        None, description="Stable refusal code when ok is false (NOT_READ_ONLY, ...)."
-    )
-    message: str = Field("", description="One-line explanation.")
-    hint: str | None = Field(None, description="How to fix the query, when there is a useful hint.")
-    position: int | None = Field(
-        None, description="Character offset of the problem in the SQL, if known."
-    )
-    kind: str | None = Field(
-        None, description="Statement kind (select, values, show, explain, ...)."
-    )
-    tables: list[str] = Field(default_factory=list, description="Relations read, as schema.table.")
-    functions: list[str] = Field(default_factory=list, description="Functions called.")
-    suggestions: list[str] = Field(
-        default_factory=list, description="Close matches for an unknown table or column name."
-    )
-    database: str | None = Field(
-        None,
-        description="Database whose schema the names were checked against (None: not checked).",
-    )
-
-
-class ResultColumn(BaseModel):
-    name: str
-    type: str = Field(description="PostgreSQL type name.")
-
-
-class QueryResult(BaseModel):
-    """Rows of one read-only query."""
-
-    database: str = Field(description="Database the query ran on.")
-    columns: list[ResultColumn]
-    rows: list[list[Any]] = Field(description="One JSON array per row, values in column order.")
-    row_count: int = Field(description="Rows returned (after the cap).")
-    truncated: bool = Field(description="True when the row or byte cap cut the result short.")
-    truncated_reason: str | None = Field(None, description="max_rows or max_bytes, when truncated.")
-    elapsed_ms: float = Field(description="Execution time in milliseconds.")
-
-
-class AskRows(BaseModel):
-    """The rows ask's SQL returned (capped)."""
-
-    columns: list[ResultColumn]
-    rows: list[list[Any]]
-    row_count: int
-    truncated: bool
-
-
-class AskAnswer(BaseModel):
-    """ask's answer: the SQL it settled on and, when asked for, the result."""
-
-    model_config = ConfigDict(extra="allow")
-
-    database: str = Field(description="Database the question was answered on.")
-    database_chosen: bool = Field(
-        False, description="True when ask chose the database itself (none was given)."
-    )
-    sql: str = Field(description="The validated, read-only SQL.")
-    explanation: str | None = Field(None, description="A short explanation of the SQL.")
-    tables: list[str] = Field(default_factory=list, description="Tables the SQL uses.")
-    result: AskRows | None = Field(
-        None, description="The rows (return_type result or both; absent for sql)."
-    )
-    score: int | None = Field(None, description="The judge's score, 0-10.")
-    reasoning: str | None = Field(None, description="The judge's reasoning.")
-    attempts: int = Field(description="Generation attempts used.")
-    low_confidence: bool = Field(
-        False, description="True when no attempt reached the minimum score (best attempt returned)."
-    )
-    warning: str | None = Field(None, description="Why the loop stopped early, if it did.")
-    tokens: dict[str, int] = Field(
-        default_factory=dict, description="Model tokens used: prompt, completion, total."
-    )
-    elapsed_ms: float | None = None
-
-
-REFRESH_ON_UNKNOWN = 30.0  # seconds between forced schema refreshes of one database
-
 READ_ONLY = dict(read_only_hint=True, destructive_hint=False, open_world_hint=False)
-
-
-# --- state ------------------------------------------------------------------------------
-
-
-@dataclass
-class ServerState:
-    """Everything one server instance holds; heavy parts are created on first use.
-
-    Schema freshness is the cache's business (``SchemaCache.get`` serves its copy and
-    refreshes it in the background after the TTL); the state only remembers the last copy
-    it was handed, for summaries, and when it last forced a refresh of each database.
-    """
-
-    settings: Settings
-    metrics: Metrics
-    redact: Redactor
-    warm_up: bool = True
-    users: int = 0
-    _pools: Any = None
-    _cache: Any = None
-    _asker: Any = None
-    _discovery: Any = None  # discovery.Discovery: the one database resolution, shared with ask
-    _schemas: dict[str, DatabaseSchema] = field(default_factory=dict)
-    _forced: dict[str, float] = field(default_factory=dict)  # db -> monotonic time of refresh
-    _rendered: dict[str, tuple[Any, dict[str, str]]] = field(default_factory=dict)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _server_lock: threading.Lock = field(default_factory=threading.Lock)
-    _server_ready: bool = False
-
-    # --- blocking parts (run in worker threads) ----------------------------------------
-    def server_sync(self) -> None:
-        """Make sure the server is up, once: without PG_MCP_DSN this starts the embedded
-        PostgreSQL, which must not happen from two threads at the same time."""
-        if self._server_ready:
-            return
-        with self._server_lock:
-            if not self._server_ready:
-                from pg_mcp.db.discovery import server_dsn
-
-                server_dsn(self.settings)
-                self._server_ready = True
-
-    def pools_sync(self) -> Any:
-        self.server_sync()
-        with self._lock:
-            if self._pools is None:
-                from pg_mcp.db.executor import Pools
-
-                self._pools = Pools(self.settings)
-            return self._pools
-
-    def cache_sync(self) -> Any:
-        with self._lock:
-            if self._cache is None:
-                from pg_mcp.db.cache import SchemaCache
-
-                self._cache = SchemaCache(self.settings)
-            return self._cache
-
-    def discovery(self) -> Any:
-        """The server's database discovery (``discovery.Discovery``), made once; ``ask`` uses it too."""
-        with self._lock:
-            if self._discovery is None:
-                from pg_mcp.db.discovery import Discovery
-
-                self._discovery = Discovery(self.settings, before=self.server_sync)
-            return self._discovery
-
-    def databases_sync(self, refresh: bool = False) -> list[DatabaseInfo]:
-        return list(self.discovery().databases(refresh))
-
-    def schema_sync(self, database: str, refresh: bool = False) -> DatabaseSchema:
-        self.server_sync()
-        cache = self.cache_sync()
-        if refresh:
-            self._forced[database] = time.monotonic()
-            schema = cache.refresh(database)
-        else:
-            schema = cache.get(database)
-        self._schemas[database] = schema
-        return schema
-
-    def asker_sync(self) -> Any:
-        with self._lock:
-            if self._asker is None:
-                from pg_mcp.ask.loop import Asker
-
-                self._asker = Asker(
-                    settings=self.settings,
-                    pools=self.pools_sync(),
-                    cache=self.cache_sync(),
-                    metrics=self.metrics,
-                    discovery=self.discovery(),
-                )
-            return self._asker
-
-    def close_sync(self) -> None:
-        self._stop.set()
-        with self._lock:
-            pools, self._pools = self._pools, None
-            asker, self._asker = self._asker, None
-        for resource in (asker, pools):
-            close = getattr(resource, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:
-                    log.exception("close failed")
-
-    def warm_up_sync(self) -> None:
-        """Discover databases, open the pools, load or refresh every schema cache."""
-        started = time.perf_counter()
-        try:
-            databases = self.databases_sync(refresh=True)
-            log_event(
-                log,
-                "databases_discovered",
-                count=len(databases),
-                databases=[d.name for d in databases],
-            )
-            if self._stop.is_set():
-                return
-            self.pools_sync()
-            for info in databases:
-                if self._stop.is_set():
-                    return
-                t0 = time.perf_counter()
-                try:
-                    schema = self.schema_sync(info.name)
-                except PgMcpError as exc:
-                    log_event(
-                        log,
-                        "schema_load_failed",
-                        level=logging.WARNING,
-                        database=info.name,
-                        code=exc.code,
-                        message=exc.message,
-                    )
-                    continue
-                elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
-                log_event(
-                    log,
-                    "schema_loaded",
-                    database=info.name,
-                    relations=len(schema.tables),
-                    elapsed_ms=elapsed_ms,
-                )
-        except PgMcpError as exc:
-            log_event(
-                log, "warm_up_failed", level=logging.WARNING, code=exc.code, message=exc.message
-            )
-        except ImportError as exc:  # a part not installed: tools will say so when called
-            log_event(log, "warm_up_skipped", level=logging.WARNING, message=str(exc))
-        except Exception:
-            log.exception("warm_up_crashed")
-        else:
-            log_event(
-                log, "warm_up_done", elapsed_ms=round((time.perf_counter() - started) * 1000, 1)
-            )
-
-    # --- async faces -------------------------------------------------------------------
-    async def pools(self) -> Any:
-        return await anyio.to_thread.run_sync(self.pools_sync)
-
-    async def databases(self, refresh: bool = False) -> list[DatabaseInfo]:
-        return await anyio.to_thread.run_sync(self.databases_sync, refresh)
-
-    async def schema(self, database: str, refresh: bool = False) -> DatabaseSchema:
-        """The database's schema model from the cache (``refresh``: introspect now)."""
-        return await anyio.to_thread.run_sync(self.schema_sync, database, refresh)
-
-    async def schema_if_stale_names(self, database: str) -> DatabaseSchema | None:
-        """Re-introspect after an UNKNOWN_OBJECT refusal (a table created since the cache
-        was filled?), at most once per ``REFRESH_ON_UNKNOWN`` seconds per database."""
-        last = self._forced.get(database)
-        if last is not None and time.monotonic() - last < REFRESH_ON_UNKNOWN:
-            return None
-        return await self.schema(database, refresh=True)
-
-    def loaded_schema(self, database: str) -> DatabaseSchema | None:
-        return self._schemas.get(database)
-
-    async def asker(self) -> Any:
-        return await anyio.to_thread.run_sync(self.asker_sync)
-
-    async def reference_files(self, database: str) -> dict[str, str]:
-        """The database's reference rendered from its (cached) schema, kept per schema load."""
-        schema = await self.schema(database)
-        hit = self._rendered.get(database)
-        if hit is not None and hit[0] is schema:
-            return hit[1]
-        files = await anyio.to_thread.run_sync(_render_files, schema)
-        self._rendered[database] = (schema, files)
-        return files
-
-    async def resolve(self, name: str | None) -> str:
-        """The database to use: ``name`` if reachable, the only one when omitted."""
-        return await anyio.to_thread.run_sync(
-            partial(self.discovery().resolve, name, how="name one with the database argument")
-        )
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-
-def error_text(
-    code: str,
-    message: str,
-    hint: str | None = None,
-    position: int | None = None,
-    sqlstate: str | None = None,
-) -> str:
-    """``CODE: message`` (+ SQLSTATE, position), then ``hint: ...`` on its own line."""
-    text = f"{code}: {message}"
-    if sqlstate and sqlstate not in message:
-        text += f" (SQLSTATE {sqlstate})"
-    if position is not None and "position" not in message:
-        text += f" (at character {position})"
-    if hint:
-        text += f"\nhint: {hint}"
-    return text
-
-
-_WARN_OUTCOMES = {"INTERNAL", "CONNECTION_ERROR", "LLM_ERROR", "LLM_TIMEOUT"}
-
-
-@dataclass
-class _Call:
-    tool: str
-    request_id: str
-    database: str | None = None
-    outcome: str = "ok"
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-async def _instrumented(state: ServerState, tool: str, body: Callable[[_Call], Awaitable[T]]) -> T:
-    """Run one tool call with a request id, a log line, metrics, and errors as ToolError."""
-    call = _Call(tool=tool, request_id=uuid.uuid4().hex[:16])
-    started = time.perf_counter()
-    code: str | None = None
-    from pg_mcp.server.auth import current_client
-
-    with bind(request_id=call.request_id, tool=tool, client=current_client()):
-        try:
-            return await body(call)
-        except PgMcpError as exc:
-            call.outcome = code = exc.code
-            sqlstate = exc.details.get("sqlstate") if isinstance(exc.details, dict) else None
-            raise ToolError(
-                state.redact(error_text(exc.code, exc.message, exc.hint, exc.position, sqlstate))
-            ) from None
-        except ToolError:
-            call.outcome = code = "INVALID_ARGUMENT"
-            raise
-        except Exception:
-            call.outcome = code = "INTERNAL"
-            log.exception("tool_crashed")
-            raise
-        except BaseException:
-            call.outcome = "CANCELLED"
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            state.metrics.observe(tool, call.outcome, elapsed)
-            log_event(
-                log,
-                "tool_call",
-                level=logging.WARNING if call.outcome in _WARN_OUTCOMES else logging.INFO,
-                database=call.database,
-                outcome=call.outcome,
-                code=code,
-                elapsed_ms=round(elapsed * 1000, 1),
-                **call.fields,
-            )
 
 
 def _summary(info: DatabaseInfo, schema: DatabaseSchema | None) -> dict[str, Any]:
@@ -476,13 +132,6 @@ def _summary(info: DatabaseInfo, schema: DatabaseSchema | None) -> dict[str, Any
         tables_preview=[t.qualified for t in schema.tables if not t.is_view][:15],
     )
     return out
-
-
-def _render_files(schema: DatabaseSchema) -> dict[str, str]:
-    """A database's reference rendered from its schema: ``{relative path: Markdown}``."""
-    from pg_mcp.refs.render import render_database
-
-    return render_database(schema)
 
 
 def _main_file(database: str) -> str:
@@ -610,7 +259,7 @@ def build_server(
         unknown database is a tool error (UNKNOWN_DATABASE).
         """
 
-        async def body(call: _Call) -> SqlVerdict:
+        async def body(call: ToolCall) -> SqlVerdict:
             if database is not None:
                 call.database = await state.resolve(database)
             verdict = await check(sql, call.database)
@@ -620,7 +269,7 @@ def build_server(
             call.outcome = "ok" if out.ok else (out.code or "REJECTED")
             return out
 
-        return await _instrumented(state, "validate_sql", body)
+        return await instrumented(state, "validate_sql", body)
 
     @tool(title="Run read-only SQL", idempotent=True)
     async def run_readonly(
@@ -651,7 +300,7 @@ def build_server(
         DATABASE_REQUIRED, CONNECTION_ERROR.
         """
 
-        async def body(call: _Call) -> QueryResult:
+        async def body(call: ToolCall) -> QueryResult:
             from pg_mcp.db.executor import run_readonly as execute
 
             started = time.perf_counter()
@@ -681,7 +330,7 @@ def build_server(
             call.fields.update(row_count=data.get("row_count"), truncated=data.get("truncated"))
             return QueryResult.model_validate(data)
 
-        return await _instrumented(state, "run_readonly", body)
+        return await instrumented(state, "run_readonly", body)
 
     @tool(title="Ask a question", idempotent=False)
     async def ask(
@@ -709,7 +358,7 @@ def build_server(
         LLM_ERROR, LLM_TIMEOUT, RATE_LIMITED, NO_ANSWER, ...).
         """
 
-        async def body(call: _Call) -> AskAnswer:
+        async def body(call: ToolCall) -> AskAnswer:
             from pg_mcp.server.auth import current_client
 
             chosen = await state.resolve(database) if database is not None else None
@@ -727,7 +376,7 @@ def build_server(
             )
             return AskAnswer.model_validate(data)
 
-        return await _instrumented(state, "ask", body)
+        return await instrumented(state, "ask", body)
 
     # --- resources -------------------------------------------------------------------------
     @server.resource(
