@@ -23,10 +23,10 @@ import psycopg
 import pytest
 
 from conftest import db_dsn, scratch_database
-from pg_mcp.db.executor import run_readonly
 from pg_mcp.core.model import Column, DatabaseSchema, Table
 from pg_mcp.core.settings import Policy, Settings
 from pg_mcp.core.validator import validate_sql
+from pg_mcp.db.executor import run_readonly
 
 # Accepted at 581eb17, refused now (ACCESS_DENIED). Column alias lists rename a secret view's
 # columns by position (rolconfig is pg_roles' 12th column, query pg_stat_activity's 21st); an
