@@ -103,3 +103,53 @@ def test_the_message_says_what_the_catalog_knows() -> None:
     assert "public.log_visit() is a VOLATILE user function" in message
     [(_, message)] = reported(functions.user_functions, "SELECT slugify('a')")
     assert "without the database's catalog" in message
+
+
+# an explicit OPERATOR(): only pg_catalog's pass (a user-defined one runs any function)
+OPERATORS_BAD = [
+    ("SELECT 1 OPERATOR(public.+) 1", "OPERATOR(public.+) calls the function behind an operator"),
+    ("SELECT 1 OPERATOR(#~#) 2", "OPERATOR(#~#)"),  # resolved through search_path
+    ('SELECT 1 OPERATOR("public".#~#) 2', "OPERATOR(public.#~#)"),
+    ("SELECT * FROM orders WHERE id OPERATOR(x.=) 1", "OPERATOR(x.=)"),
+]
+OPERATORS_GOOD = [
+    "SELECT 1 OPERATOR(pg_catalog.+) 2",
+    'SELECT 1 OPERATOR("pg_catalog".+) 2',
+    "SELECT 'a' OPERATOR(pg_catalog.~~) 'a%'",
+    "SELECT 1 + 2",
+]
+
+
+@pytest.mark.parametrize(("sql", "shown"), OPERATORS_BAD)
+def test_explicit_operators_bad(sql: str, shown: str) -> None:
+    for schema in (None, shop()):
+        [(code, message)] = reported(functions.explicit_operators, sql, schema=schema)
+        assert code == "FUNCTION_NOT_ALLOWED" and shown in message, message
+
+
+@pytest.mark.parametrize("sql", OPERATORS_GOOD)
+def test_explicit_operators_good(sql: str) -> None:
+    assert codes(functions.explicit_operators, sql) == []
+
+
+# (t).f and (t.*).f are f(t): (sql, with the shop schema, with the shop schema and ALLOW);
+# without a schema nothing says f is a function (the column rules judge it)
+FIELDS = [
+    ("SELECT (c).slugify FROM customers c", "FUNCTION_NOT_ALLOWED", None),
+    ("SELECT (c.*).slugify FROM customers c", "FUNCTION_NOT_ALLOWED", None),
+    ("SELECT (c).log_visit FROM customers c", "FUNCTION_NOT_ALLOWED", "FORBIDDEN_FUNCTION"),
+    ("SELECT (c.*).log_visit FROM customers c", "FUNCTION_NOT_ALLOWED", "FORBIDDEN_FUNCTION"),
+    ("SELECT (c).name FROM customers c", None, None),
+    ("SELECT (c.*).name FROM customers c", None, None),
+]
+
+
+@pytest.mark.parametrize(("sql", "with_schema", "allowed"), FIELDS)
+def test_field_calls(sql: str, with_schema: str | None, allowed: str | None) -> None:
+    assert codes(functions.field_calls, sql) == []
+    assert codes(functions.field_calls, sql, schema=shop()) == (
+        [with_schema] if with_schema else []
+    )
+    assert codes(functions.field_calls, sql, schema=shop(), **ALLOW) == (
+        [allowed] if allowed else []
+    )

@@ -14,6 +14,11 @@ def relations(ctx: Context) -> None:
         secrets.secret_relation(ctx, ref)
 
 
+def renamed(ctx: Context) -> None:
+    for ref, _ in ctx.facts.renamed:
+        secrets.renamed_view(ctx, ref)
+
+
 # (rule, sql, what the one ACCESS_DENIED message says, the policy switch that allows it)
 BAD = [
     (
@@ -119,6 +124,75 @@ BAD = [
         "column query of pg_stat_activity",
         "allow_session_activity",
     ),
+    # wp/red: renaming, join aliases, toast, more settings and extension views
+    (
+        renamed,
+        "SELECT l FROM pg_roles AS r(a, b, c, d, e, f, g, h, i, j, k, l)",
+        "a column alias list over pg_roles can rename rolconfig",
+        "allow_secret_settings",
+    ),
+    (
+        renamed,
+        "SELECT q FROM pg_stat_activity a(a1, q)",
+        "a column alias list over pg_stat_activity can rename query",
+        "allow_session_activity",
+    ),
+    (
+        secrets.secret_views,
+        "SELECT j.query FROM (pg_stat_activity a CROSS JOIN pg_database d) AS j",
+        "column query of pg_stat_activity",
+        "allow_session_activity",
+    ),
+    (
+        secrets.secret_views,
+        "SELECT to_json(j) FROM (pg_stat_activity a CROSS JOIN pg_database d) AS j",
+        "j over pg_stat_activity",
+        "allow_session_activity",
+    ),
+    (
+        secrets.secret_views,
+        "SELECT j.* FROM (pg_roles r CROSS JOIN pg_database d) j",
+        "j.* over pg_roles",
+        "allow_secret_settings",
+    ),
+    (
+        relations,
+        "SELECT chunk_data FROM pg_toast.pg_toast_2619",
+        "pg_toast.pg_toast_2619 can show secrets",
+        "allow_raw_pages",
+    ),
+    (relations, "TABLE pg_toast.pg_toast_2964", "pg_toast.pg_toast_2964", "allow_raw_pages"),
+    (relations, "SELECT * FROM pg_qualstats", "pg_qualstats can show", "allow_session_activity"),
+    (
+        relations,
+        "SELECT * FROM ext.pg_store_plans",
+        "ext.pg_store_plans can show",
+        "allow_session_activity",
+    ),
+    (
+        secrets.secret_calls,
+        "SELECT pg_qualstats_example_query(1)",
+        "pg_qualstats_example_query() can show secrets",
+        "allow_session_activity",
+    ),
+    (
+        secrets.secret_calls,
+        "SELECT current_setting('restore_command')",
+        "pattern '*_command'",
+        "allow_secret_settings",
+    ),
+    (
+        secrets.secret_calls,
+        "SELECT current_setting('app.signing_pwd')",
+        "pattern '*pwd*'",
+        "allow_secret_settings",
+    ),
+    (
+        secrets.secret_columns,
+        "SELECT proconfig FROM pg_proc",
+        "column proconfig can show secrets",
+        "allow_secret_settings",
+    ),
 ]
 GOOD = [
     (secrets.secret_calls, "SELECT current_setting('work_mem')"),
@@ -133,6 +207,16 @@ GOOD = [
     (secrets.secret_views, "SELECT pid, state FROM pg_stat_activity"),
     (secrets.secret_views, "SELECT count(*) FROM pg_stat_activity"),
     (secrets.secret_views, "SELECT * FROM orders"),
+    (renamed, "SELECT relname FROM pg_class c(oid2, relname)"),
+    (renamed, "SELECT a FROM orders o(a)"),
+    (
+        secrets.secret_views,
+        "SELECT j.pid, j.datname FROM (pg_stat_activity a JOIN pg_database d ON true) j",
+    ),
+    (secrets.secret_views, "SELECT j.k FROM ((orders o CROSS JOIN pg_class c) j1 CROSS JOIN t) j"),
+    (relations, "SELECT * FROM pg_catalog.pg_class"),
+    (secrets.secret_calls, "SELECT current_setting('search_path'), current_setting('TimeZone')"),
+    (secrets.secret_columns, "SELECT proname, prosrc FROM pg_proc"),
 ]
 
 

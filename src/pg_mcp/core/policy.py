@@ -56,6 +56,18 @@ DEFAULT_SECRET_SETTINGS: tuple[str, ...] = (
     "*key*",
     "*token*",
     "*credential*",
+    # commands the server runs can carry credentials (restore_command = 'PGPASSWORD=... ',
+    # 'AWS_SECRET_ACCESS_KEY=... wal-g ...'); restore_command is readable by any role
+    "*_command",
+    "*jwt*",
+    "*pass*",
+    "*pwd*",
+    "*dsn*",
+    "*url*",
+    "*salt*",
+    "*hmac*",
+    "*private*",
+    "*signing*",
 )
 
 
@@ -71,6 +83,7 @@ class SecretFamily:
     extension_relations: frozenset[str] = frozenset()  # views an extension creates, in any schema
     functions: frozenset[str] = frozenset()  # in pg_catalog, or an extension's (any schema)
     columns: frozenset[str] = frozenset()  # names refused wherever they appear (distinctive)
+    schema_prefixes: tuple[str, ...] = ()  # every relation of a schema named so (pg_toast*)
     # pg_catalog views -> their secret columns (refused, and so are * and whole rows over them)
     view_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -97,7 +110,16 @@ SECRET_FAMILIES: tuple[SecretFamily, ...] = (
         "it shows the SQL text of other sessions, which can hold a password (ALTER ROLE ... PASSWORD)",
         view_columns=(("pg_stat_activity", ("query",)),),
         extension_relations=frozenset(
-            {"pg_stat_statements", "pg_stat_statements_info", "pg_stat_monitor"}
+            {
+                "pg_stat_statements",
+                "pg_stat_statements_info",
+                "pg_stat_monitor",
+                "pg_stat_kcache_detail",  # pg_stat_kcache: query text
+                "pg_store_plans",  # plans with the statements' constants
+                "pg_qualstats",  # constvalue: the constants of other sessions' WHERE clauses
+                "pg_qualstats_all",
+                "pg_qualstats_pretty",
+            }
         ),
         functions=frozenset(
             {
@@ -105,6 +127,10 @@ SECRET_FAMILIES: tuple[SecretFamily, ...] = (
                 "pg_stat_get_backend_activity",
                 "pg_stat_statements",
                 "pg_stat_monitor_internal",
+                "pg_store_plans",
+                "pg_qualstats",
+                "pg_qualstats_example_query",
+                "pg_qualstats_example_queries",
             }
         ),
     ),
@@ -115,14 +141,20 @@ SECRET_FAMILIES: tuple[SecretFamily, ...] = (
         "custom settings such as app.jwt_secret)",
         relations=frozenset({"pg_settings", "pg_db_role_setting", "pg_stat_wal_receiver"}),
         functions=frozenset({"pg_show_all_settings", "pg_stat_get_wal_receiver"}),
-        columns=frozenset({"rolconfig", "useconfig", "setconfig"}),
-        view_columns=(("pg_roles", ("rolconfig",)), ("pg_user", ("useconfig",))),
+        columns=frozenset({"rolconfig", "useconfig", "setconfig", "proconfig"}),
+        view_columns=(
+            ("pg_roles", ("rolconfig",)),
+            ("pg_user", ("useconfig",)),
+            ("pg_proc", ("proconfig",)),  # ALTER FUNCTION f SET app.secret = ...
+        ),
     ),
     SecretFamily(
         "raw_pages",
         "allow_raw_pages",
-        "it returns raw table and index pages, whatever the access policy or the catalogs hide "
-        "(the pages of pg_authid hold password hashes)",
+        "it returns raw table and index pages or toast chunks, whatever the access policy or "
+        "the catalogs hide (the pages of pg_authid hold password hashes; pg_toast.pg_toast_2619 "
+        "holds pg_statistic's sampled values out of line)",
+        schema_prefixes=("pg_toast",),
         functions=frozenset(
             {
                 "get_raw_page",
@@ -167,8 +199,10 @@ def secret_relation(policy: Policy, schema: str | None, table: str) -> SecretFam
     """The secret family ``[schema.]table`` belongs to, when the policy does not allow it."""
     t, s = table.lower(), schema.lower() if schema else None
     for fam in SECRET_FAMILIES:
-        hit = (t in fam.relations and (s is None or s == "pg_catalog")) or (
-            t in fam.extension_relations
+        hit = (
+            (t in fam.relations and (s is None or s == "pg_catalog"))
+            or (t in fam.extension_relations)
+            or (s is not None and s.startswith(fam.schema_prefixes or ("\0",)))
         )
         if hit and not _allowed(policy, fam):
             return fam

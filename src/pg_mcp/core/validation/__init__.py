@@ -65,7 +65,9 @@ Known limits (the executor's read-only transaction is the backstop for all of th
 - A model produced by introspection has denied columns removed: ``SELECT *`` over a
   table that a deny_columns pattern could cover is then refused unless the model says
   nothing was hidden there (``Table.hidden_columns``, when present).
-- User-defined operators and casts run functions the walk cannot see.
+- User-defined operators and casts run functions the walk cannot see (an explicit
+  ``OPERATOR(schema.op)`` is refused unless the schema is pg_catalog; a plain operator
+  symbol, a cast to a user type and a domain's CHECK are not traced).
 - sqlglot cannot parse a few valid PostgreSQL forms (``WITH ... VALUES``, ``ORDER BY x
   USING <``, expressions in TABLESAMPLE): they are refused as PARSE_ERROR.
 """

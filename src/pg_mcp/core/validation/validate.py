@@ -105,6 +105,7 @@ def _validate(
     secrets.secret_columns(ctx)
     secrets.secret_calls(ctx)
     functions.denied_calls(ctx)
+    functions.explicit_operators(ctx)
     deadline.check()
     if not ctx.problems.fundamental():
         if ctx.schema is None and load_schema is not None:
@@ -116,7 +117,8 @@ def _validate(
 
 
 def _check_names(ctx: Context) -> None:
-    """The rules on names: relations, stars, columns, user functions, secret views."""
+    """The rules on names: relations, stars, columns, user functions, secret views, column
+    alias lists."""
     facts, policy = ctx.facts, ctx.policy
     restrictive = access.restrictive(ctx)
     for ref in facts.tables:
@@ -134,7 +136,12 @@ def _check_names(ctx: Context) -> None:
         for node, scope in facts.columns:
             _check_column(ctx, node, scope)
     functions.user_functions(ctx)
+    functions.field_calls(ctx)
     secrets.secret_views(ctx)
+    for ref, n in facts.renamed:  # FROM t AS x(a, b): columns renamed by position
+        if not secrets.renamed_view(ctx, ref):
+            access.renamed_columns(ctx, ref, n)
+    access.renamed_groups(ctx)
 
 
 def _check_column(ctx: Context, node: exp.Column, scope: Scope | None) -> None:

@@ -121,7 +121,7 @@ class TableRef:
 class Source:
     """Something a FROM clause reads from, under the name it is visible by."""
 
-    __slots__ = ("alias", "kind", "ref", "renamed")
+    __slots__ = ("alias", "kind", "members", "node", "ref", "renamed")
 
     def __init__(
         self, kind: str, alias: str | None, ref: TableRef | None = None, renamed: bool = False
@@ -130,6 +130,18 @@ class Source:
         self.alias = alias
         self.ref = ref
         self.renamed = renamed  # FROM t AS x(a, b): column names changed
+        self.node: exp.Expression | None = None  # a group's (a JOIN b) AS j node
+        self.members: list[Source] = []  # a group's sources (its joined tables), after the walk
+
+    def expand(self) -> list[Source]:
+        """This source, or for an aliased parenthesised join the sources it joins (its
+        columns are theirs: j.col, j.* and the whole row j read them)."""
+        if self.kind != "group":
+            return [self]
+        out: list[Source] = []
+        for m in self.members:
+            out.extend(m.expand())
+        return out
 
 
 class Scope:
@@ -154,11 +166,12 @@ class Scope:
         return out
 
     def named(self, qualifier: str) -> list[Source]:
-        """The sources ``qualifier`` names, in the nearest scope that has one."""
+        """The sources ``qualifier`` names, in the nearest scope that has one (for an aliased
+        parenthesised join, the sources it joins)."""
         for s in self.chain():
             found = [src for src in s.sources if src.alias == qualifier]
             if found:
-                return found
+                return [m for src in found for m in src.expand()]
         return []
 
     def qualified(self, qualifier: str, schema: str | None) -> Source | None:
@@ -198,6 +211,11 @@ class Facts:
         self.secret_columns: list[tuple[exp.Column, str, int]] = []
         self.statements: list[Nested] = []
         self.selects: list[tuple[exp.Select, int]] = []  # with INTO or a locking clause
+        # FROM t AS x(a, b, ...): the table and how many of its columns the list renames
+        self.renamed: list[tuple[TableRef, int]] = []
+        self.groups: list[tuple[Source, Scope]] = []  # FROM (a JOIN b) AS j, members filled
+        self.operators: list[tuple[exp.Operator, int]] = []  # a OPERATOR(schema.op) b
+        self.fields: list[tuple[exp.Dot, int]] = []  # (expression).name: maybe f(t)
 
 
 def walk(
@@ -223,6 +241,11 @@ class _Walker:
         self._flat: Scope | None = None
 
     def run(self) -> Facts:
+        facts = self._walk()
+        self._group_members()
+        return facts
+
+    def _walk(self) -> Facts:
         """One pass over the tree, in source order. Each stack entry carries (visible CTE
         names, SELECT scope, inside a CTE, in a FROM position)."""
         facts = self.facts
@@ -252,6 +275,10 @@ class _Walker:
                 continue
             args = node.args
             if k == K_GENERIC:
+                if cls is exp.Operator:
+                    facts.operators.append((node, steps))
+                elif cls is exp.Dot and isinstance(node.this, exp.Paren | exp.Dot):
+                    facts.fields.append((node, steps))  # (t).f: maybe f(t), attribute notation
                 for v in reversed(args.values()):
                     if v is None:
                         continue
@@ -354,14 +381,30 @@ class _Walker:
                 continue
             elif k == K_SUBQUERY:
                 self.parsed.check_names(node)
+                this = node.this
+                # FROM ((a JOIN b) j1 JOIN c) j: the inner parenthesised join is a Subquery too
+                joined = not isinstance(this, exp.Query) or (
+                    isinstance(this, exp.Subquery)
+                    and bool(this.args.get("joins") or this.args.get("alias"))
+                )
                 if in_from and scope is not None:
-                    if isinstance(node.this, exp.Query):
+                    if not joined:
                         scope.sources.append(Source("subquery", alias_of(node)))
                     else:  # FROM (a JOIN b): a parenthesised join
                         alias = alias_of(node)
                         if alias:
-                            scope.sources.append(Source("group", alias))
-                        push((node.this, ctx))
+                            group = Source("group", alias)
+                            group.node = node
+                            a = args.get("alias")
+                            group.renamed = bool(a is not None and a.args.get("columns"))
+                            scope.sources.append(group)
+                            facts.groups.append((group, scope))
+                        for key, v in reversed(args.items()):  # the join and its own joins
+                            if v is None or key == "alias":
+                                continue
+                            for x in reversed(v) if type(v) is list else (v,):
+                                if isinstance(x, Expression):
+                                    push((x, ctx))
                         continue
                 with_ = args.get("with_")
                 outer_ctes = ctes
@@ -446,10 +489,10 @@ class _Walker:
         # Parsed.check_names, inline
         if type(this) is exp.Identifier and this.quoted:
             self.parsed.check_name(this)
-        renamed = False
+        renamed = 0
         if alias_node is not None:
             for ident in alias_node.args.get("columns") or ():
-                renamed = True
+                renamed += 1
                 if type(ident) is exp.Identifier and not ident.quoted:
                     self.parsed.check_name(ident)
         sources = scope.sources if in_from and scope is not None and self.facts.names else None
@@ -469,5 +512,31 @@ class _Walker:
             return
         ref = TableRef(node, schema, name, catalog)
         self.facts.tables.append(ref)
+        if renamed:
+            self.facts.renamed.append((ref, renamed))
         if sources is not None:
-            sources.append(Source("table", alias_of(node) or name, ref, renamed))
+            sources.append(Source("table", alias_of(node) or name, ref, bool(renamed)))
+
+    def _group_members(self) -> None:
+        """The sources each aliased parenthesised join joins: those of its scope whose nearest
+        enclosing group node is it (one walk up per source: linear, whatever the count)."""
+        groups = self.facts.groups
+        if not groups:
+            return
+        by_node = {id(g.node): g for g, _ in groups}
+        seen: set[int] = set()
+        for _, scope in groups:
+            if id(scope) in seen:
+                continue
+            seen.add(id(scope))
+            if self.in_budget is not None:
+                self.in_budget()
+            for src in scope.sources:
+                inner = src.node if src.kind == "group" else (src.ref.node if src.ref else None)
+                p = inner.parent if inner is not None else None
+                while p is not None:
+                    group = by_node.get(id(p))
+                    if group is not None:
+                        group.members.append(src)
+                        break
+                    p = p.parent

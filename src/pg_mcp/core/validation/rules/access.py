@@ -6,7 +6,11 @@
   (no schema, or a model filtered by the policy without a record of what it hid);
 - ``qualified_column`` / ``unqualified_column``: a denied column, and whole-row references
   (``SELECT t FROM t``) that would read one. They return whether the column is decided;
-  ``rules/names.py`` checks the rest against the schema.
+  ``rules/names.py`` checks the rest against the schema. The sources of an aliased
+  parenthesised join (``FROM (a JOIN b) AS j``: ``j.col``, ``j.*``, ``j``) are its tables';
+- ``renamed_columns``: a column alias list (``FROM t AS x(a, b)``) that renames a hidden
+  column (by position), or could (the positions unknown); ``renamed_groups``: one over an
+  aliased join of a secret view or a table with hidden columns.
 """
 
 from __future__ import annotations
@@ -146,7 +150,9 @@ def column_denied(ctx: Context, node: exp.Column, ref: TableRef, column: str) ->
     return False
 
 
-def _whole_row(ctx: Context, node: exp.Column, src: Source) -> None:
+def _whole_row(ctx: Context, node: exp.Column, src: Source) -> bool:
+    if src.kind == "group":
+        return any(_whole_row(ctx, node, m) for m in src.expand())
     found = star_denial(ctx, src)
     if found:
         col, pattern, certain = found
@@ -159,6 +165,8 @@ def _whole_row(ctx: Context, node: exp.Column, src: Source) -> None:
             node,
             hint="select the columns you need by name",
         )
+        return True
+    return False
 
 
 def qualified_column(
@@ -175,6 +183,16 @@ def qualified_column(
     if src is None:
         if schema is not None and pol.column_denial(ctx.policy, schema, qualifier, name):
             column_denied(ctx, node, TableRef(exp.Table(), schema, qualifier, None), name)
+        return None
+    if src.kind == "group":  # j.col of (a JOIN b) AS j: the column of a joined table
+        for m in src.expand():
+            if (
+                m.kind == "table"
+                and m.ref is not None
+                and not m.ref.system
+                and column_denied(ctx, node, m.ref, name)
+            ):
+                return None
         return None
     if src.kind != "table" or src.ref is None or src.ref.system:
         return None
@@ -213,3 +231,79 @@ def unqualified_column(ctx: Context, node: exp.Column, name: str, scope: Scope) 
                 _whole_row(ctx, node, src)
                 return True
     return False
+
+
+def renamed_columns(ctx: Context, ref: TableRef, n: int) -> None:
+    """``FROM t AS x(a, b, ...)`` renames the first ``n`` columns of ``ref`` by position, so
+    a name check cannot see which column ``b`` is: refused when it reaches a column the access
+    policy hides (or, the columns unknown, when any could be hidden). A secret view's alias
+    list is ``rules/secrets.py``'s ``renamed_view``."""
+    policy = ctx.policy
+    if not policy.deny_columns or ref.system:
+        return
+    if not pol.column_patterns_for(policy, ref.resolved_schema, ref.name):
+        return
+    model = ref.model
+    hidden: str | None = None
+    if model is None:
+        hidden = "a hidden column"
+    else:
+        for col in model.columns[:n]:
+            if pol.column_denial(policy, model.schema, ref.name, col.name):
+                hidden = f"column {col.name}"
+                break
+        # a model with the denied columns removed (introspect) no longer tells which
+        # column is at which position: then any hidden column may be renamed
+        removed = getattr(model, "hidden_columns", None)
+        if hidden is None and (
+            bool(removed)
+            if isinstance(removed, int | list | tuple)
+            else not model_is_unfiltered(ctx)
+        ):
+            hidden = "a hidden column"
+    if hidden is not None:
+        ctx.problem(
+            "ACCESS_DENIED",
+            f"a column alias list over {ref.qualified} would rename {hidden}, hidden by "
+            f"the access policy: {ctx.text(ref.node, ref.qualified)}",
+            ref.node,
+            hint="leave the column alias list out and select the columns you need by name",
+        )
+
+
+def renamed_groups(ctx: Context) -> None:
+    """``(a JOIN b) AS j(x, y)``: the list renames the joined tables' columns by position;
+    refused when one of them is a secret view or has columns the policy hides (the first
+    such group only)."""
+    policy = ctx.policy
+    for group, _scope in ctx.facts.groups:
+        if not group.renamed:
+            continue
+        for m in group.expand():
+            ref = m.ref
+            if ref is None:
+                continue
+            view = None
+            if ref.catalog is None and ref.schema in (None, "pg_catalog"):
+                view = pol.secret_view(policy, ref.name)
+            hides = (
+                bool(policy.deny_columns)
+                and not ref.system
+                and bool(pol.column_patterns_for(policy, ref.resolved_schema, ref.name))
+            )
+            if view is not None or hides:
+                why = (
+                    f"can show secrets ({view[0].reason})"
+                    if view
+                    else "has columns the access policy hides"
+                )
+                node = group.node
+                assert node is not None
+                ctx.problem(
+                    "ACCESS_DENIED",
+                    f"a column alias list over a join renames the columns of {ref.qualified}, "
+                    f"which {why}: {ctx.text(node, group.alias or '')}",
+                    node,
+                    hint="leave the column alias list out and select the columns you need by name",
+                )
+                return

@@ -8,6 +8,11 @@ that is IMMUTABLE or STABLE (FUNCTION_NOT_ALLOWED, or FORBIDDEN_FUNCTION when na
 VOLATILE; without a schema none passes); a call in a schema the policy hides is
 ACCESS_DENIED; an unqualified built-in that a VOLATILE user function overloads is
 FORBIDDEN_FUNCTION.
+
+Functions called without a call: ``explicit_operators``: ``a OPERATOR(schema.op) b`` outside
+pg_catalog is FUNCTION_NOT_ALLOWED (a user-defined operator runs any function behind it);
+``field_calls``: ``(t).f`` and ``(t.*).f`` are f(t) (attribute notation), the user-function
+rule as for ``t.f``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlglot import exp
 
 from pg_mcp.core import policy as pol
 from pg_mcp.core.validation.context import Context
+from pg_mcp.core.validation.parse import norm
 from pg_mcp.core.validation.text import close
 
 
@@ -68,6 +74,39 @@ def user_functions(ctx: Context) -> None:
             check_function(ctx, call.node, call.schema, call.name)
         elif ctx.schema is not None and call.schema is None:
             _check_overloads(ctx, call.node, call.name)
+
+
+def explicit_operators(ctx: Context) -> None:
+    """``a OPERATOR(schema.op) b`` calls the function behind the operator: only
+    pg_catalog's operators (built-in functions) pass. An unqualified OPERATOR(op) is
+    resolved through search_path, where a user-defined operator can run any function
+    (a VOLATILE one that terminates other sessions, say): refused too."""
+    for node, at in ctx.facts.operators:
+        op = str(node.args.get("operator") or "")
+        schema, _, name = op.rpartition(".")
+        if schema.strip().strip('"').lower() == "pg_catalog":
+            continue
+        shown = op if schema else f"OPERATOR({op})"
+        ctx.problem(
+            "FUNCTION_NOT_ALLOWED",
+            f"OPERATOR({op}) calls the function behind an operator that is not pg_catalog's, "
+            f"which pg-mcp cannot judge: {ctx.text(node, shown)}",
+            node,
+            hint=f"write the operator plainly, or OPERATOR(pg_catalog.{name or op})",
+            at=at,
+        )
+
+
+def field_calls(ctx: Context) -> None:
+    """``(t).f`` and ``(t.*).f`` are f(t) when f is a function of t's row type: the
+    user-function rule, as for t.f."""
+    db = ctx.schema
+    for node, _at in ctx.facts.fields:
+        e = node.expression
+        if isinstance(e, exp.Identifier):
+            name = norm(e)
+            if db is not None and db.functions_named(name):
+                check_function(ctx, node, None, name)
 
 
 def _candidates(ctx: Context, schema: str | None, name: str) -> list[Any]:

@@ -8,7 +8,10 @@ policy switch. All ACCESS_DENIED.
 - ``secret_relation``: one relation that is a secret catalog or in a family (per relation,
   before it is bound to the schema);
 - ``secret_views``: the secret columns of pg_catalog views (pg_roles.rolconfig,
-  pg_stat_activity.query), and ``*`` or a whole-row reference over such a view.
+  pg_stat_activity.query), and ``*`` or a whole-row reference over such a view (or over an
+  aliased parenthesised join of one);
+- ``renamed_view``: a column alias list over such a view (``FROM pg_roles r(a, ..., l)``
+  renames rolconfig by position).
 """
 
 from __future__ import annotations
@@ -134,6 +137,9 @@ def secret_views(ctx: Context) -> None:
             continue
         for sc in scope.chain():
             for src in sc.sources:
+                if src.kind == "group" and src.alias == name:  # the whole row of a join
+                    hits.extend((node, m, "") for m in src.expand() if secret(m))
+                    continue
                 view = secret(src)
                 if view and (src.alias == name or name in view[1]):
                     hits.append((node, src, name if name in view[1] else ""))
@@ -148,3 +154,22 @@ def secret_views(ctx: Context) -> None:
             node,
             hint=f"select other columns by name, or set policy.{fam.switch} = true",
         )
+
+
+def renamed_view(ctx: Context, ref: TableRef) -> bool:
+    """Whether ``ref`` is a secret pg_catalog view under a column alias list (reported): the
+    list renames columns by position, so a name check cannot see which one is rolconfig."""
+    if ref.catalog is not None or ref.schema not in (None, "pg_catalog"):
+        return False
+    view = pol.secret_view(ctx.policy, ref.name)
+    if view is None:
+        return False
+    fam, columns = view
+    ctx.problem(
+        "ACCESS_DENIED",
+        f"a column alias list over {ref.qualified} can rename {', '.join(columns)}, "
+        f"which can show secrets ({fam.reason}): {ctx.text(ref.node, ref.qualified)}",
+        ref.node,
+        hint=f"select other columns by name, or set policy.{fam.switch} = true",
+    )
+    return True
