@@ -190,7 +190,9 @@ def test_json_schema_refused_falls_back_to_json_object(standin: StandinModel) ->
 
 @pytest.mark.timeout(30)  # a hang guard: the deadline ends it (3 s)
 def test_dead_endpoint_gives_llm_error_within_deadline() -> None:
-    llm = make_llm(f"http://127.0.0.1:{free_port()}/v1", llm_deadline=3.0)
+    # one retry (the SDK's backoff is ~0.5-1 s) against a deadline far beyond it, so a loaded
+    # machine cannot turn the refused connection into LLM_TIMEOUT: no wall-time race
+    llm = make_llm(f"http://127.0.0.1:{free_port()}/v1", llm_deadline=30.0, llm_max_retries=1)
     with pytest.raises(PgMcpError) as e:
         call(llm)
     assert e.value.code == "LLM_ERROR" and "cannot reach" in e.value.message
