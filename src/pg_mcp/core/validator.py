@@ -4,34 +4,7 @@ The validator lives in ``pg_mcp.core.validation`` (one module per stage, ``rules
 rule family; its docstring is the map). This module re-exports its public names.
 """
 
-from pg_mcp.core.validation import (
-    ALLOWED,
-    FRAGMENT_CHARS,
-    MAX_NESTING,
-    MAX_SQL_CHARS,
-    Lex,
-    LexError,
-    Tools,
-    Verdict,
-    iter_lex,
-    pg_lex,
-    split_statements,
-    statement_starts,
-    validate_sql,
-)
+from pg_mcp.core import validation as _validation
+from pg_mcp.core.validation import *  # noqa: F403  (the package's public names, listed once there)
 
-__all__ = [
-    "ALLOWED",
-    "FRAGMENT_CHARS",
-    "MAX_NESTING",
-    "MAX_SQL_CHARS",
-    "Lex",
-    "LexError",
-    "Tools",
-    "Verdict",
-    "iter_lex",
-    "pg_lex",
-    "split_statements",
-    "statement_starts",
-    "validate_sql",
-]
+__all__ = _validation.__all__

@@ -337,14 +337,7 @@ def _run(
     if validate:
         verdict = pools.checker.validate(sql, db)
         if not verdict.ok:
-            return RunResult(
-                ok=False,
-                database=db,
-                code=verdict.code,
-                message=verdict.message,
-                hint=verdict.hint,
-                position=verdict.position,
-            )
+            return RunResult.failure(PgMcpError.of(verdict), db)
         explain = verdict.kind == "explain"
     else:
         explain = first_keyword(sql) == "EXPLAIN"
